@@ -1,0 +1,1 @@
+"""linq_router: choose the ``from`` number for outbound Linq messages."""

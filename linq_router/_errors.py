@@ -1,0 +1,208 @@
+"""Every exception linq_router raises, in one place.
+
+The tree::
+
+    LinqRouterError
+    ├── LinqAPIError                 anything about talking to Linq (status, code, message, doc_url)
+    │   ├── AuthenticationError      401 / code 2004: the key was refused; never retried
+    │   ├── ServerError              5xx (code 3006 among them), after the retries ran out
+    │   ├── RateLimitError           429, after the retries ran out; carries ``retry_after``
+    │   ├── LinqConnectionError      the request never got an answer (connect error, timeout,
+    │   │                            dropped connection), after the retries ran out
+    │   ├── LinqResponseError        a 2xx answer whose body is not the documented shape
+    │   └── RegistryUnavailableError the registry has no snapshot it may serve
+    └── NoEligibleNumberError        a policy found no line it may send from
+
+``RegistryUnavailableError`` raised at a cold start (no snapshot was ever fetched) is
+also an instance of the error that caused it, so ``except AuthenticationError`` still
+catches a refused key whether it came from the client or through the registry.
+
+Messages never contain the API key.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+__all__ = [
+    "AuthenticationError",
+    "LinqAPIError",
+    "LinqConnectionError",
+    "LinqResponseError",
+    "LinqRouterError",
+    "NoEligibleNumberError",
+    "RateLimitError",
+    "RegistryUnavailableError",
+    "ServerError",
+]
+
+
+class LinqRouterError(Exception):
+    """Base class of every error linq_router raises.
+
+    .. versionadded:: 0.1
+    """
+
+
+class LinqAPIError(LinqRouterError):
+    """The Linq API answered with an error, or could not be used.
+
+    Attributes mirror Linq's error envelope
+    (``{"error": {"status", "code", "message", "doc_url"}, "success": false}``);
+    each is ``None`` where the answer did not carry it.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: int | None = None,
+        doc_url: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.doc_url = doc_url
+
+    def __str__(self) -> str:
+        parts = []
+        if self.status is not None:
+            parts.append(f"HTTP {self.status}")
+        if self.code is not None:
+            parts.append(f"code {self.code}")
+        prefix = f"[{', '.join(parts)}] " if parts else ""
+        return f"{prefix}{self.message}"
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(message={self.message!r}, status={self.status!r}, "
+            f"code={self.code!r})"
+        )
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Keyword-only constructor arguments do not survive the default pickling, and
+        # errors cross process pools.
+        return (
+            _rebuild,
+            (type(self), self.message, self.status, self.code, self.doc_url, self.__dict__),
+        )
+
+
+def _rebuild(
+    cls: type[LinqAPIError],
+    message: str,
+    status: int | None,
+    code: int | None,
+    doc_url: str | None,
+    state: dict[str, Any],
+) -> LinqAPIError:
+    err = cls.__new__(cls)
+    LinqAPIError.__init__(err, message, status=status, code=code, doc_url=doc_url)
+    err.__dict__.update(state)
+    return err
+
+
+class AuthenticationError(LinqAPIError):
+    """HTTP 401 / code 2004: the API key is missing or was refused. Never retried.
+
+    .. versionadded:: 0.1
+    """
+
+
+class ServerError(LinqAPIError):
+    """HTTP 5xx (Linq's code 3006 among them) that outlasted the retries.
+
+    .. versionadded:: 0.1
+    """
+
+
+class RateLimitError(LinqAPIError):
+    """HTTP 429 that outlasted the retries.
+
+    ``retry_after`` is the wait in seconds the API asked for (``Retry-After`` header or
+    ``retry_after`` in the body), or ``None`` when it named none.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = 429,
+        code: int | None = None,
+        doc_url: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, status=status, code=code, doc_url=doc_url)
+        self.retry_after = retry_after
+
+
+class LinqConnectionError(LinqAPIError):
+    """No answer came back: connection refused or dropped, or a timeout.
+
+    Raised after the retries ran out; the transport error is its ``__cause__``.
+
+    .. versionadded:: 0.1
+    """
+
+
+class LinqResponseError(LinqAPIError):
+    """A 2xx answer whose body is not the documented shape (bad JSON, missing keys).
+
+    A response like this never replaces a good cached snapshot.
+
+    .. versionadded:: 0.1
+    """
+
+
+class RegistryUnavailableError(LinqAPIError):
+    """The registry has no snapshot it may serve.
+
+    Either no list was ever fetched successfully, or the last good one is older than
+    its TTL plus ``stale_if_error``. The failure behind it is its ``__cause__``.
+
+    .. versionadded:: 0.1
+    """
+
+
+class NoEligibleNumberError(LinqRouterError, LookupError):
+    """A policy found no line it may send from; the message says what was dropped and why.
+
+    .. versionadded:: 0.1
+    """
+
+
+@functools.cache
+def _unavailable_because(cause: type[LinqAPIError]) -> type[RegistryUnavailableError]:
+    """A ``RegistryUnavailableError`` subclass that is also a ``cause``.
+
+    So callers catching the cause's class (say ``AuthenticationError``) still catch it
+    when it surfaces through the registry.
+    """
+    if issubclass(cause, RegistryUnavailableError):
+        return cause
+    return type(
+        f"RegistryUnavailableError[{cause.__name__}]",
+        (RegistryUnavailableError, cause),
+        {"__module__": __name__, "__doc__": RegistryUnavailableError.__doc__},
+    )
+
+
+def registry_unavailable(message: str, cause: BaseException | None) -> RegistryUnavailableError:
+    """Build the error the registry raises when it has nothing to serve."""
+    if isinstance(cause, LinqAPIError):
+        cls = _unavailable_because(type(cause))
+        err = cls(
+            f"{message}: {cause}", status=cause.status, code=cause.code, doc_url=cause.doc_url
+        )
+        if isinstance(cause, RateLimitError):
+            err.retry_after = cause.retry_after  # type: ignore[attr-defined]
+        return err
+    detail = f": {type(cause).__name__}: {cause}" if cause is not None else ""
+    return RegistryUnavailableError(f"{message}{detail}")

@@ -1,0 +1,167 @@
+"""Turn Linq's JSON into models. Pure functions, shared by the sync and async clients.
+
+Rules: a body that is not the documented shape raises ``LinqResponseError``; a bad
+entry inside an otherwise good list is dropped with a warning; values newer than this
+library (a reputation, line type or status it does not know) are kept as far as they
+can be and logged once per value.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from typing import Any, cast
+
+from ._errors import LinqResponseError
+from ._models import LineStatus, LineType, PhoneNumber, Reputation
+
+__all__ = ["E164", "parse_phone_number_list", "parse_updated_number"]
+
+logger = logging.getLogger("linq_router")
+
+E164 = re.compile(r"\+[1-9][0-9]{1,14}")
+"""An E.164 number: '+', a country code that does not start with 0, up to 15 digits."""
+
+_LINE_TYPES: frozenset[str] = frozenset({"iMessage", "RCS"})
+_STATUSES: frozenset[str] = frozenset({"ACTIVE", "FLAGGED"})
+
+_warned: set[tuple[str, str]] = set()
+_warned_lock = threading.Lock()
+
+
+def _warn_once(kind: str, value: str) -> None:
+    key = (kind, value)
+    with _warned_lock:
+        if key in _warned:
+            return
+        _warned.add(key)
+    logger.warning("Linq sent an unknown %s %r; treating it as unknown", kind, value)
+
+
+def is_e164(value: object) -> bool:
+    """True when ``value`` is a string in E.164 form."""
+    return isinstance(value, str) and E164.fullmatch(value) is not None
+
+
+def _reputation(entry: dict[str, Any]) -> tuple[Reputation, str | None, str | None]:
+    """(reputation, raw status, doc_url), preferring ``reputation`` over ``health_status``."""
+    for field in ("reputation", "health_status"):
+        obj = entry.get(field)
+        if isinstance(obj, dict):
+            raw = obj.get("status")
+            doc_url = obj.get("doc_url")
+            doc = doc_url if isinstance(doc_url, str) else None
+            rep = Reputation.parse(raw)
+            raw_str = raw if isinstance(raw, str) else None
+            if rep is Reputation.UNKNOWN:
+                _warn_once("reputation", repr(raw) if raw_str is None else raw_str)
+            return rep, raw_str, doc
+    return Reputation.UNKNOWN, None, None
+
+
+def _optional_e164(entry: dict[str, Any], field: str) -> str | None:
+    value = entry.get(field)
+    if value is None or value == "":
+        return None
+    if is_e164(value):
+        return cast("str", value)
+    logger.warning("ignoring %s %r on line %r: not E.164", field, value, entry.get("id"))
+    return None
+
+
+def _line_type(entry: dict[str, Any]) -> LineType | None:
+    value = entry.get("line_type")
+    if value is None:
+        return None
+    if isinstance(value, str) and value in _LINE_TYPES:
+        return cast("LineType", value)
+    _warn_once("line_type", str(value))
+    return None
+
+
+def _status(entry: dict[str, Any]) -> LineStatus | None:
+    value = entry.get("status")
+    if value is None:
+        return None
+    if isinstance(value, str) and value in _STATUSES:
+        return cast("LineStatus", value)
+    _warn_once("line status", str(value))
+    return None
+
+
+def _entry_problem(entry: object) -> str | None:
+    if not isinstance(entry, dict):
+        return f"expected an object, got {type(entry).__name__}"
+    line_id = entry.get("id")
+    if not isinstance(line_id, str) or not line_id:
+        return f"missing or empty id ({line_id!r})"
+    if not is_e164(entry.get("phone_number")):
+        return f"phone_number {entry.get('phone_number')!r} is not E.164"
+    return None
+
+
+def parse_phone_number(entry: dict[str, Any]) -> PhoneNumber:
+    """Build a ``PhoneNumber`` from one entry already known to have an id and E.164 number."""
+    rep, raw, doc_url = _reputation(entry)
+    return PhoneNumber(
+        id=entry["id"],
+        phone_number=entry["phone_number"],
+        reputation=rep,
+        forwarding_number=_optional_e164(entry, "forwarding_number"),
+        line_type=_line_type(entry),
+        doc_url=doc_url,
+        status=_status(entry),
+        reputation_raw=raw,
+    )
+
+
+def parse_phone_number_list(payload: object) -> list[PhoneNumber]:
+    """Parse a ``GET /v3/phone_numbers`` body.
+
+    Raises ``LinqResponseError`` when the body is not ``{"phone_numbers": [...]}``, or
+    when it lists lines but none of them is usable (a broken answer, not an empty pool).
+    """
+    if not isinstance(payload, dict):
+        raise LinqResponseError(
+            f"expected a JSON object with 'phone_numbers', got {type(payload).__name__}"
+        )
+    entries = payload.get("phone_numbers")
+    if not isinstance(entries, list):
+        raise LinqResponseError(
+            f"expected 'phone_numbers' to be a list, got {type(entries).__name__}"
+        )
+    numbers: list[PhoneNumber] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(entries):
+        problem = _entry_problem(entry)
+        if problem is None and entry["id"] in seen:
+            problem = f"duplicate id {entry['id']!r}"
+        if problem is not None:
+            logger.warning("dropping phone_numbers[%d]: %s", index, problem)
+            continue
+        seen.add(entry["id"])
+        numbers.append(parse_phone_number(entry))
+    if entries and not numbers:
+        raise LinqResponseError(f"none of the {len(entries)} listed lines is usable")
+    return numbers
+
+
+def parse_updated_number(payload: object) -> PhoneNumber:
+    """Parse a ``PUT /v3/phone_numbers/{id}`` body (``id``, ``phone_number``, ``forwarding_number``).
+
+    That answer carries no reputation; unless it does, the result's reputation is
+    ``UNKNOWN`` with ``reputation_raw`` ``None``. The registry merges only the
+    forwarding number into the line it already knows.
+    """
+    problem = _entry_problem(payload)
+    if problem is not None:
+        raise LinqResponseError(f"unexpected update response: {problem}")
+    entry = cast("dict[str, Any]", payload)
+    if "forwarding_number" in entry and not (
+        entry["forwarding_number"] is None or isinstance(entry["forwarding_number"], str)
+    ):
+        raise LinqResponseError(
+            f"unexpected update response: forwarding_number {entry['forwarding_number']!r}"
+        )
+    return parse_phone_number(entry)
