@@ -22,7 +22,6 @@ Messages never contain the API key.
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 __all__ = [
@@ -178,7 +177,9 @@ class NoEligibleNumberError(LinqRouterError, LookupError):
     """
 
 
-@functools.cache
+_UNAVAILABLE_BECAUSE: dict[type[LinqAPIError], type[RegistryUnavailableError]] = {}
+
+
 def _unavailable_because(cause: type[LinqAPIError]) -> type[RegistryUnavailableError]:
     """A ``RegistryUnavailableError`` subclass that is also a ``cause``.
 
@@ -187,11 +188,16 @@ def _unavailable_because(cause: type[LinqAPIError]) -> type[RegistryUnavailableE
     """
     if issubclass(cause, RegistryUnavailableError):
         return cause
-    return type(
-        f"RegistryUnavailableError[{cause.__name__}]",
-        (RegistryUnavailableError, cause),
-        {"__module__": __name__, "__doc__": RegistryUnavailableError.__doc__},
-    )
+    cls = _UNAVAILABLE_BECAUSE.get(cause)
+    if cls is None:
+        # A benign race: two threads may build the class twice; either copy works.
+        cls = type(
+            f"RegistryUnavailableError[{cause.__name__}]",
+            (RegistryUnavailableError, cause),
+            {"__module__": __name__, "__doc__": RegistryUnavailableError.__doc__},
+        )
+        _UNAVAILABLE_BECAUSE[cause] = cls
+    return cls
 
 
 def registry_unavailable(message: str, cause: BaseException | None) -> RegistryUnavailableError:

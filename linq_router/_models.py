@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Literal, overload
 
 import attrs
@@ -105,6 +105,10 @@ def _content_version(numbers: tuple[PhoneNumber, ...]) -> str:
     return digest.hexdigest()
 
 
+def _as_tuple(numbers: Iterable[PhoneNumber]) -> tuple[PhoneNumber, ...]:
+    return tuple(numbers)
+
+
 @attrs.frozen
 class Snapshot:
     """An immutable view of the partner's lines at one moment.
@@ -117,7 +121,7 @@ class Snapshot:
     .. versionadded:: 0.1
     """
 
-    numbers: tuple[PhoneNumber, ...] = attrs.field(converter=tuple)
+    numbers: tuple[PhoneNumber, ...] = attrs.field(converter=_as_tuple)
     fetched_at: float = 0.0
     version: str = attrs.field(init=False)
     _by_key: Mapping[str, PhoneNumber] = attrs.field(init=False, repr=False, eq=False)

@@ -148,7 +148,7 @@ def parse_phone_number_list(payload: object) -> list[PhoneNumber]:
 
 
 def parse_updated_number(payload: object) -> PhoneNumber:
-    """Parse a ``PUT /v3/phone_numbers/{id}`` body (``id``, ``phone_number``, ``forwarding_number``).
+    """Parse a ``PUT /v3/phone_numbers/{id}`` body: ``id``, ``phone_number``, ``forwarding_number``.
 
     That answer carries no reputation; unless it does, the result's reputation is
     ``UNKNOWN`` with ``reputation_raw`` ``None``. The registry merges only the
