@@ -49,7 +49,8 @@ class LinqAPIError(LinqRouterError):
 
     Attributes mirror Linq's error envelope
     (``{"error": {"status", "code", "message", "doc_url"}, "success": false}``);
-    each is ``None`` where the answer did not carry it.
+    each is ``None`` where the answer did not carry it. ``retry_after`` is the wait in
+    seconds the answer asked for (429 and 503 carry one), else ``None``.
 
     .. versionadded:: 0.1
     """
@@ -61,12 +62,14 @@ class LinqAPIError(LinqRouterError):
         status: int | None = None,
         code: int | None = None,
         doc_url: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.status = status
         self.code = code
         self.doc_url = doc_url
+        self.retry_after = retry_after
 
     def __str__(self) -> str:
         parts = []
@@ -88,20 +91,13 @@ class LinqAPIError(LinqRouterError):
         # errors cross process pools.
         return (
             _rebuild,
-            (type(self), self.message, self.status, self.code, self.doc_url, self.__dict__),
+            (type(self), self.message, self.__dict__),
         )
 
 
-def _rebuild(
-    cls: type[LinqAPIError],
-    message: str,
-    status: int | None,
-    code: int | None,
-    doc_url: str | None,
-    state: dict[str, Any],
-) -> LinqAPIError:
+def _rebuild(cls: type[LinqAPIError], message: str, state: dict[str, Any]) -> LinqAPIError:
     err = cls.__new__(cls)
-    LinqAPIError.__init__(err, message, status=status, code=code, doc_url=doc_url)
+    LinqAPIError.__init__(err, message)
     err.__dict__.update(state)
     return err
 
@@ -128,18 +124,6 @@ class RateLimitError(LinqAPIError):
 
     .. versionadded:: 0.1
     """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status: int | None = 429,
-        code: int | None = None,
-        doc_url: str | None = None,
-        retry_after: float | None = None,
-    ) -> None:
-        super().__init__(message, status=status, code=code, doc_url=doc_url)
-        self.retry_after = retry_after
 
 
 class LinqConnectionError(LinqAPIError):
@@ -204,11 +188,12 @@ def registry_unavailable(message: str, cause: BaseException | None) -> RegistryU
     """Build the error the registry raises when it has nothing to serve."""
     if isinstance(cause, LinqAPIError):
         cls = _unavailable_because(type(cause))
-        err = cls(
-            f"{message}: {cause}", status=cause.status, code=cause.code, doc_url=cause.doc_url
+        return cls(
+            f"{message}: {cause}",
+            status=cause.status,
+            code=cause.code,
+            doc_url=cause.doc_url,
+            retry_after=cause.retry_after,
         )
-        if isinstance(cause, RateLimitError):
-            err.retry_after = cause.retry_after  # type: ignore[attr-defined]
-        return err
     detail = f": {type(cause).__name__}: {cause}" if cause is not None else ""
     return RegistryUnavailableError(f"{message}{detail}")

@@ -1,0 +1,463 @@
+"""The Linq phone-number client: ``LinqClient`` (sync) and ``AsyncLinqClient``.
+
+Everything that does no I/O (configuration, request building, turning answers into
+models or errors, the retry rules) lives in ``_ClientCore``; the two clients only
+send requests and sleep, each in its own way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import importlib.metadata
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+import tenacity
+
+from ._errors import (
+    AuthenticationError,
+    LinqAPIError,
+    LinqConnectionError,
+    LinqResponseError,
+    RateLimitError,
+    ServerError,
+)
+from ._models import PhoneNumber
+from ._parsing import is_e164, parse_phone_number_list, parse_updated_number
+
+__all__ = [
+    "API_KEY_ENV",
+    "BASE_URL_ENV",
+    "DEFAULT_BASE_URL",
+    "AsyncLinqClient",
+    "LinqClient",
+]
+
+logger = logging.getLogger("linq_router")
+
+DEFAULT_BASE_URL = "https://api.linqapp.com/api/partner"
+"""Linq's partner API; paths such as ``/v3/phone_numbers`` are relative to it."""
+API_KEY_ENV = "LINQ_API_V3_API_KEY"
+"""The environment variable the API key is read from (the official SDK's name)."""
+BASE_URL_ENV = "LINQ_API_V3_BASE_URL"
+"""The environment variable the base URL is read from (the official SDK's name)."""
+
+_PHONE_NUMBERS = "/v3/phone_numbers"
+# 408 and 429 are worth another try; so is every 5xx (3006 is Linq's "internal error").
+_RETRYABLE_STATUSES = frozenset({408, 429})
+_T = TypeVar("_T")
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("linq-router")
+    except importlib.metadata.PackageNotFoundError:  # running from a source tree
+        return "0"
+
+
+def _parse_retry_after(response: httpx.Response, body: object) -> float | None:
+    """Seconds to wait from ``Retry-After`` (seconds or HTTP date) or a body ``retry_after``."""
+    header = response.headers.get("retry-after")
+    if header:
+        try:
+            return max(0.0, float(header))
+        except ValueError:
+            parsed = email.utils.parsedate_to_datetime(header) if header.strip() else None
+            if parsed is not None:
+                return max(0.0, parsed.timestamp() - time.time())
+    if isinstance(body, dict):
+        for holder in (body, body.get("error")):
+            if isinstance(holder, dict):
+                value = holder.get("retry_after")
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    return max(0.0, float(value))
+    return None
+
+
+def _error_from_response(response: httpx.Response) -> LinqAPIError:
+    """Turn a non-2xx answer into the matching ``LinqAPIError`` subclass."""
+    try:
+        body: object = response.json()
+    except ValueError:
+        body = None
+    envelope = body.get("error") if isinstance(body, dict) else None
+    fields: dict[str, Any] = envelope if isinstance(envelope, dict) else {}
+    status = response.status_code
+    code = fields.get("code") if isinstance(fields.get("code"), int) else None
+    message = fields.get("message")
+    if not isinstance(message, str) or not message:
+        message = response.reason_phrase or "error"
+    doc_url = fields.get("doc_url") if isinstance(fields.get("doc_url"), str) else None
+    retry_after = _parse_retry_after(response, body) if status in (429, 503) else None
+    cls: type[LinqAPIError] = LinqAPIError
+    if status == 401 or code == 2004:
+        cls = AuthenticationError
+    elif status == 429:
+        cls = RateLimitError
+    elif status >= 500:
+        cls = ServerError
+    return cls(message, status=status, code=code, doc_url=doc_url, retry_after=retry_after)
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    if isinstance(exc, LinqConnectionError):
+        return True
+    if isinstance(exc, (AuthenticationError, LinqResponseError)):
+        return False
+    if isinstance(exc, LinqAPIError) and exc.status is not None:
+        return exc.status >= 500 or exc.status in _RETRYABLE_STATUSES
+    return False
+
+
+class _ClientCore:
+    """Configuration, request building and answer handling shared by both clients."""
+
+    def __init__(
+        self,
+        api_key: str | None,
+        *,
+        base_url: str | None,
+        timeout: float,
+        max_attempts: int,
+        deadline: float,
+        backoff_initial: float,
+        backoff_max: float,
+        retry_after_max: float,
+        clock: Callable[[], float],
+        rng: random.Random | None,
+    ) -> None:
+        key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
+        if not key:
+            msg = (
+                f"no Linq API key: pass api_key=... or set the {API_KEY_ENV} "
+                "environment variable"
+            )
+            raise ValueError(msg)
+        if max_attempts < 1:
+            msg = f"max_attempts must be at least 1, got {max_attempts!r}"
+            raise ValueError(msg)
+        for name, value in (
+            ("timeout", timeout),
+            ("deadline", deadline),
+            ("backoff_initial", backoff_initial),
+            ("backoff_max", backoff_max),
+            ("retry_after_max", retry_after_max),
+        ):
+            if not value >= 0:  # also rejects NaN
+                msg = f"{name} must be a non-negative number of seconds, got {value!r}"
+                raise ValueError(msg)
+        url = base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+        if not url.startswith(("http://", "https://")):
+            msg = f"base_url must start with http:// or https://, got {url!r}"
+            raise ValueError(msg)
+        self.base_url = url.rstrip("/")
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.deadline = deadline
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.retry_after_max = retry_after_max
+        self._clock = clock
+        self._rng = rng if rng is not None else random.Random()  # jitter, not crypto
+        self._headers = {
+            "Authorization": f"Bearer {key}",
+            "Accept": "application/json",
+            "User-Agent": f"linq-router/{_version()}",
+        }
+        self._retries = 0
+        self._retries_lock = threading.Lock()
+
+    @property
+    def retries(self) -> int:
+        """How many retries this client has made since it was built (all calls)."""
+        return self._retries
+
+    def __repr__(self) -> str:
+        # The key is deliberately absent: reprs end up in logs and tracebacks.
+        return (
+            f"{type(self).__name__}(base_url={self.base_url!r}, api_key=<redacted>, "
+            f"max_attempts={self.max_attempts}, deadline={self.deadline})"
+        )
+
+    # -- requests and answers (no I/O) --------------------------------------------------
+
+    def _timeout(self) -> httpx.Timeout:
+        return httpx.Timeout(self.timeout, connect=min(self.timeout, 5.0))
+
+    def _request(self, method: str, path: str, body: object = None) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "method": method,
+            "url": self.base_url + path,
+            "headers": self._headers,
+        }
+        if body is not None:
+            kwargs["json"] = body
+        return kwargs
+
+    @staticmethod
+    def _handle(response: httpx.Response) -> object:
+        if not response.is_success:
+            raise _error_from_response(response)
+        try:
+            return response.json()
+        except ValueError as exc:
+            msg = f"the {response.request.method} answer is not valid JSON"
+            raise LinqResponseError(msg, status=response.status_code) from exc
+
+    @staticmethod
+    def _connection_error(exc: httpx.TransportError, method: str, path: str) -> LinqConnectionError:
+        detail = str(exc) or type(exc).__name__
+        return LinqConnectionError(f"{method} {path}: no answer ({type(exc).__name__}: {detail})")
+
+    @staticmethod
+    def _update_body(phone_number_id: str, forwarding_number: str | None) -> tuple[str, object]:
+        if not isinstance(phone_number_id, str) or not phone_number_id.strip():
+            msg = f"phone_number_id must be a non-empty string, got {phone_number_id!r}"
+            raise ValueError(msg)
+        if forwarding_number == "":
+            forwarding_number = None
+        if forwarding_number is not None and not is_e164(forwarding_number):
+            msg = (
+                f"forwarding_number must be an E.164 number like '+12025551234', or None/'' "
+                f"to clear it; got {forwarding_number!r}"
+            )
+            raise ValueError(msg)
+        path = f"{_PHONE_NUMBERS}/{quote(phone_number_id, safe='')}"
+        return path, {"forwarding_number": forwarding_number}
+
+    # -- retry rules --------------------------------------------------------------------
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(exc, LinqAPIError) and exc.retry_after is not None:
+            return min(exc.retry_after, self.retry_after_max)
+        # Exponential backoff with full jitter (AWS's "full jitter"): uniform over
+        # [0, min(cap, base * 2^(n-1))], which spreads a fleet of workers apart.
+        ceiling = min(self.backoff_max, self.backoff_initial * 2 ** (state.attempt_number - 1))
+        return self._rng.uniform(0.0, ceiling)
+
+    def _retry_kwargs(self, method: str, path: str) -> dict[str, Any]:
+        start = self._clock()
+
+        def stop(state: tenacity.RetryCallState) -> bool:
+            if state.attempt_number >= self.max_attempts:
+                return True
+            # Stop when the next wait would carry the call past its overall deadline.
+            return (self._clock() - start) + state.upcoming_sleep > self.deadline
+
+        def before_sleep(state: tenacity.RetryCallState) -> None:
+            with self._retries_lock:
+                self._retries += 1
+            exc = state.outcome.exception() if state.outcome is not None else None
+            logger.warning(
+                "%s %s failed (attempt %d of %d): %s; retrying in %.2fs",
+                method,
+                path,
+                state.attempt_number,
+                self.max_attempts,
+                exc,
+                state.upcoming_sleep,
+            )
+
+        return {
+            "retry": tenacity.retry_if_exception(_is_retryable),
+            "stop": stop,
+            "wait": self._wait,
+            "before_sleep": before_sleep,
+            "reraise": True,
+        }
+
+
+class LinqClient(_ClientCore):
+    """Synchronous client for Linq's phone-number endpoints.
+
+    ``api_key`` and ``base_url`` fall back to ``LINQ_API_V3_API_KEY`` and
+    ``LINQ_API_V3_BASE_URL``, then to ``https://api.linqapp.com/api/partner``; a missing
+    key raises ``ValueError`` naming the variable. Code 3006, every other 5xx, 408,
+    429 and transport errors are retried with exponential backoff and full jitter, at
+    most ``max_attempts`` tries within ``deadline`` seconds; ``Retry-After`` on 429 and
+    503 is honoured up to ``retry_after_max`` seconds. 401/2004, 403, 404 and 422 are
+    raised at once. ``retries`` counts the retries made.
+
+    Pass ``http_client`` (an ``httpx.Client`` you own and close) to pool connections,
+    or ``transport`` to hand httpx a transport. ``sleep``, ``clock`` and ``rng`` are
+    there so tests drive time instead of waiting on it.
+
+    >>> with LinqClient() as client:  # doctest: +SKIP
+    ...     lines = client.list_phone_numbers()
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: float = 10.0,
+        max_attempts: int = 3,
+        deadline: float = 30.0,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 8.0,
+        retry_after_max: float = 30.0,
+        http_client: httpx.Client | None = None,
+        transport: httpx.BaseTransport | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(
+            api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_attempts=max_attempts,
+            deadline=deadline,
+            backoff_initial=backoff_initial,
+            backoff_max=backoff_max,
+            retry_after_max=retry_after_max,
+            clock=clock,
+            rng=rng,
+        )
+        self._sleep = sleep
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.Client(transport=transport, timeout=self._timeout())
+
+    def _call(self, method: str, path: str, body: object = None) -> object:
+        request = self._request(method, path, body)
+        for attempt in tenacity.Retrying(sleep=self._sleep, **self._retry_kwargs(method, path)):
+            with attempt:
+                try:
+                    response = self._http.request(**request)
+                except httpx.TransportError as exc:
+                    raise self._connection_error(exc, method, path) from exc
+                return self._handle(response)
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    def list_phone_numbers(self) -> list[PhoneNumber]:
+        """Every line assigned to the partner (``GET /v3/phone_numbers``).
+
+        Bad entries are dropped with a warning; a body that is not the documented shape
+        raises ``LinqResponseError``.
+        """
+        return parse_phone_number_list(self._call("GET", _PHONE_NUMBERS))
+
+    def update_phone_number(
+        self, phone_number_id: str, *, forwarding_number: str | None
+    ) -> PhoneNumber:
+        """Set a line's forwarding number, or clear it with ``None`` or ``""``.
+
+        Linq's answer carries only ``id``, ``phone_number`` and ``forwarding_number``,
+        so the returned line's reputation is ``UNKNOWN``; ``Registry.update_phone_number``
+        returns the full line instead.
+        """
+        path, body = self._update_body(phone_number_id, forwarding_number)
+        return parse_updated_number(self._call("PUT", path, body))
+
+    def close(self) -> None:
+        """Close the HTTP connection pool, unless it was passed in."""
+        if self._owns_http:
+            self._http.close()
+
+    def __enter__(self) -> LinqClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncLinqClient(_ClientCore):
+    """Asynchronous twin of ``LinqClient``: the same arguments, awaitable methods.
+
+    ``http_client`` is an ``httpx.AsyncClient`` and ``sleep`` an async callable
+    (default ``asyncio.sleep``).
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        timeout: float = 10.0,
+        max_attempts: int = 3,
+        deadline: float = 30.0,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 8.0,
+        retry_after_max: float = 30.0,
+        http_client: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        super().__init__(
+            api_key,
+            base_url=base_url,
+            timeout=timeout,
+            max_attempts=max_attempts,
+            deadline=deadline,
+            backoff_initial=backoff_initial,
+            backoff_max=backoff_max,
+            retry_after_max=retry_after_max,
+            clock=clock,
+            rng=rng,
+        )
+        self._sleep = sleep
+        self._owns_http = http_client is None
+        self._http = http_client or httpx.AsyncClient(
+            transport=transport, timeout=self._timeout()
+        )
+
+    async def _call(self, method: str, path: str, body: object = None) -> object:
+        request = self._request(method, path, body)
+        retrying = tenacity.AsyncRetrying(sleep=self._sleep, **self._retry_kwargs(method, path))
+        async for attempt in retrying:
+            with attempt:
+                try:
+                    response = await self._http.request(**request)
+                except httpx.TransportError as exc:
+                    raise self._connection_error(exc, method, path) from exc
+                return self._handle(response)
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    async def list_phone_numbers(self) -> list[PhoneNumber]:
+        """Every line assigned to the partner (``GET /v3/phone_numbers``)."""
+        return parse_phone_number_list(await self._call("GET", _PHONE_NUMBERS))
+
+    async def update_phone_number(
+        self, phone_number_id: str, *, forwarding_number: str | None
+    ) -> PhoneNumber:
+        """Set a line's forwarding number, or clear it with ``None`` or ``""``."""
+        path, body = self._update_body(phone_number_id, forwarding_number)
+        return parse_updated_number(await self._call("PUT", path, body))
+
+    async def aclose(self) -> None:
+        """Close the HTTP connection pool, unless it was passed in."""
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncLinqClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
