@@ -1,1 +1,46 @@
-"""linq_router: choose the ``from`` number for outbound Linq messages."""
+"""linq_router: choose the ``from`` number for outbound Linq messages.
+
+A cached registry of the partner's lines (``GET /v3/phone_numbers``) feeds policies
+that pick the line to send from. Import everything from here; modules whose names
+start with an underscore are private.
+"""
+
+from ._client import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL, AsyncLinqClient, LinqClient
+from ._errors import (
+    AuthenticationError,
+    LinqAPIError,
+    LinqConnectionError,
+    LinqResponseError,
+    LinqRouterError,
+    NoEligibleNumberError,
+    RateLimitError,
+    RegistryUnavailableError,
+    ServerError,
+)
+from ._models import LineStatus, LineType, PhoneNumber, Reputation, Snapshot
+from ._registry import AsyncRegistry, Registry, SnapshotListener
+
+__all__ = [
+    "API_KEY_ENV",
+    "BASE_URL_ENV",
+    "DEFAULT_BASE_URL",
+    "AsyncLinqClient",
+    "AsyncRegistry",
+    "AuthenticationError",
+    "LineStatus",
+    "LineType",
+    "LinqAPIError",
+    "LinqClient",
+    "LinqConnectionError",
+    "LinqResponseError",
+    "LinqRouterError",
+    "NoEligibleNumberError",
+    "PhoneNumber",
+    "RateLimitError",
+    "Registry",
+    "RegistryUnavailableError",
+    "Reputation",
+    "ServerError",
+    "Snapshot",
+    "SnapshotListener",
+]
