@@ -1,0 +1,78 @@
+"""Snapshot and PhoneNumber values, and the error tree."""
+
+from __future__ import annotations
+
+import pickle
+
+import attrs
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from linq_router import (
+    AuthenticationError,
+    LinqAPIError,
+    PhoneNumber,
+    RateLimitError,
+    RegistryUnavailableError,
+    Reputation,
+    ServerError,
+    Snapshot,
+)
+from linq_router._errors import registry_unavailable
+
+lines = st.builds(
+    PhoneNumber,
+    id=st.text(min_size=1, max_size=5),
+    phone_number=st.from_regex(r"\+1[2-9][0-9]{9}", fullmatch=True),
+    reputation=st.sampled_from(Reputation),
+    forwarding_number=st.none() | st.just("+13125550000"),
+    line_type=st.sampled_from([None, "iMessage", "RCS"]),
+)
+
+
+@given(st.lists(lines, max_size=6))
+def test_version_depends_only_on_content(numbers: list[PhoneNumber]) -> None:
+    """Same lines, same version, whatever the fetch time; iteration and len agree."""
+    a = Snapshot(numbers, fetched_at=1.0)
+    b = Snapshot(list(numbers), fetched_at=99.0)
+    assert a.version == b.version
+    assert len(a) == len(numbers)
+    assert list(a) == numbers
+
+
+@given(st.lists(lines, min_size=1, max_size=6), st.sampled_from(Reputation))
+def test_version_changes_with_content(numbers: list[PhoneNumber], rep: Reputation) -> None:
+    """Changing one line's reputation changes the version (when it changes the content)."""
+    changed = [attrs.evolve(numbers[0], reputation=rep), *numbers[1:]]
+    same = changed == numbers
+    assert (Snapshot(numbers).version == Snapshot(changed).version) == same
+
+
+def test_snapshot_is_immutable() -> None:
+    """A snapshot cannot be changed in place."""
+    snap = Snapshot([PhoneNumber("a", "+12025550001")])
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        snap.numbers = ()  # type: ignore[misc]
+    assert isinstance(snap.numbers, tuple)
+    assert snap.get("a") is snap.get("+12025550001") is snap[0]
+
+
+def test_error_str_and_pickle() -> None:
+    """API errors keep their fields through str() and pickling (process pools)."""
+    err = RateLimitError("slow down", status=429, code=1007, retry_after=3.0)
+    assert str(err) == "[HTTP 429, code 1007] slow down"
+    back = pickle.loads(pickle.dumps(err))
+    assert type(back) is RateLimitError
+    assert (back.status, back.code, back.retry_after) == (429, 1007, 3.0)
+
+
+def test_registry_unavailable_is_also_its_cause() -> None:
+    """At a cold start the registry's error can be caught as its cause's class."""
+    cause = AuthenticationError("Unauthorized", status=401, code=2004)
+    err = registry_unavailable("no snapshot", cause)
+    assert isinstance(err, RegistryUnavailableError)
+    assert isinstance(err, AuthenticationError)
+    assert not isinstance(err, ServerError)
+    assert err.code == 2004
+    assert isinstance(registry_unavailable("x", None), LinqAPIError)
