@@ -137,10 +137,7 @@ class _ClientCore:
     ) -> None:
         key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
         if not key:
-            msg = (
-                f"no Linq API key: pass api_key=... or set the {API_KEY_ENV} "
-                "environment variable"
-            )
+            msg = f"no Linq API key: pass api_key=... or set the {API_KEY_ENV} environment variable"
             raise ValueError(msg)
         if max_attempts < 1:
             msg = f"max_attempts must be at least 1, got {max_attempts!r}"
@@ -419,9 +416,7 @@ class AsyncLinqClient(_ClientCore):
         )
         self._sleep = sleep
         self._owns_http = http_client is None
-        self._http = http_client or httpx.AsyncClient(
-            transport=transport, timeout=self._timeout()
-        )
+        self._http = http_client or httpx.AsyncClient(transport=transport, timeout=self._timeout())
 
     async def _call(self, method: str, path: str, body: object = None) -> object:
         request = self._request(method, path, body)

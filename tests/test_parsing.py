@@ -148,10 +148,15 @@ entry_like = st.fixed_dictionaries(
     {},
     optional={
         "id": st.one_of(st.text(), json_values),
-        "phone_number": st.one_of(st.from_regex(r"\+[1-9][0-9]{5,14}", fullmatch=True), json_values),
+        "phone_number": st.one_of(
+            st.from_regex(r"\+[1-9][0-9]{5,14}", fullmatch=True), json_values
+        ),
         "reputation": st.one_of(
             st.fixed_dictionaries(
-                {"status": st.sampled_from(["HEALTHY", "AT_RISK", "CRITICAL", "NEW"]) | json_values},
+                {
+                    "status": st.sampled_from(["HEALTHY", "AT_RISK", "CRITICAL", "NEW"])
+                    | json_values
+                },
                 optional={"doc_url": json_values},
             ),
             json_values,
