@@ -1,0 +1,237 @@
+"""The fake API's lines: how they are given, stored and rendered, and the sample pools."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Mapping
+from typing import Any, Literal, TypeAlias, get_args
+
+import attrs
+
+from linq_router._models import PhoneNumber, Reputation
+
+__all__ = ["NumberSpec", "Shape", "default_pool", "sample_pool"]
+
+Shape = Literal["reputation", "health_status", "both"]
+"""Which list shape the fake serves.
+
+``"reputation"`` is the newest (``reputation`` and ``line_type``), ``"health_status"``
+the oldest (only ``health_status``, no ``line_type``), ``"both"`` the transitional one
+(``reputation``, ``health_status`` and ``line_type``).
+"""
+
+SHAPES: frozenset[str] = frozenset(get_args(Shape))
+
+NumberSpec: TypeAlias = str | Mapping[str, Any] | PhoneNumber
+"""A line as the fake accepts it.
+
+* an E.164 string: a HEALTHY iMessage line with an id derived from the number;
+* a mapping, flat (``{"phone_number": ..., "reputation": "AT_RISK"}``) or as the API
+  serves it (``"reputation"`` / ``"health_status"`` as ``{"status", "doc_url"}``).
+  Missing keys take the defaults of ``FakeLinqServer.add_number``; a key present with
+  ``None`` means "omit it" for ``line_type`` and ``status``;
+* a ``linq_router.PhoneNumber``.
+"""
+
+_ID_NAMESPACE = uuid.UUID("5d3c0b8e-4f1a-4c1e-9a55-1b7e2f0d6c41")
+
+_REPUTATION_GUIDE = "https://docs.linqapp.com/guides/phone-numbers/phone-reputation"
+_HEALTH_GUIDE = "https://docs.linqapp.com/guides/phone-numbers/phone-health"
+
+
+def line_id_for(phone_number: str) -> str:
+    """The id the fake gives a line added without one: a uuid5 of its number."""
+    return str(uuid.uuid5(_ID_NAMESPACE, phone_number))
+
+
+def guide_url(status: str, *, guide: str = _REPUTATION_GUIDE) -> str:
+    """The guide deep link for a reputation status, e.g. ``...#at-risk`` for AT_RISK."""
+    return f"{guide}#{status.lower().replace('_', '-')}"
+
+
+@attrs.define
+class Line:
+    """One line held by the fake, mutable under the server's lock."""
+
+    id: str
+    phone_number: str
+    reputation: str = "HEALTHY"
+    line_type: str | None = "iMessage"
+    status: str | None = None
+    forwarding_number: str | None = None
+    doc_url: str | None = None  # an explicit link; None means "derive from reputation"
+
+    def render(self, shape: str) -> dict[str, Any]:
+        """The entry as ``GET /v3/phone_numbers`` serves it in ``shape``."""
+        entry: dict[str, Any] = {"id": self.id, "phone_number": self.phone_number}
+        if shape in {"reputation", "both"}:
+            entry["reputation"] = {
+                "status": self.reputation,
+                "doc_url": self.doc_url or guide_url(self.reputation),
+            }
+        if shape in {"health_status", "both"}:
+            guide = _HEALTH_GUIDE if shape == "health_status" else _REPUTATION_GUIDE
+            entry["health_status"] = {
+                "status": self.reputation,
+                "doc_url": self.doc_url or guide_url(self.reputation, guide=guide),
+            }
+        entry["forwarding_number"] = self.forwarding_number
+        # The older shape predates line_type, so it never carries one.
+        if self.line_type is not None and shape != "health_status":
+            entry["line_type"] = self.line_type
+        if self.status is not None:
+            entry["status"] = self.status
+        return entry
+
+    def update_response(self) -> dict[str, Any]:
+        """The body of a successful ``PUT /v3/phone_numbers/{id}``."""
+        return {
+            "id": self.id,
+            "phone_number": self.phone_number,
+            "forwarding_number": self.forwarding_number,
+        }
+
+
+def _reputation_of(value: object) -> tuple[str, str | None]:
+    """(status, explicit doc_url) from a string, an enum or a ``{status, doc_url}`` object."""
+    if isinstance(value, Reputation):
+        return value.value, None
+    if isinstance(value, str):
+        return value, None
+    if isinstance(value, Mapping):
+        status = value.get("status", "HEALTHY")
+        doc_url = value.get("doc_url")
+        return str(status), doc_url if isinstance(doc_url, str) else None
+    msg = f"reputation must be a string or a {{status, doc_url}} object, got {value!r}"
+    raise TypeError(msg)
+
+
+def _optional_str(spec: Mapping[str, Any], key: str, default: str | None) -> str | None:
+    value = spec.get(key, default)
+    if value is None or isinstance(value, str):
+        return value
+    msg = f"{key} must be a string or None, got {value!r}"
+    raise TypeError(msg)
+
+
+def to_line(spec: NumberSpec) -> Line:
+    """Build a ``Line`` from any accepted spec (see ``NumberSpec``)."""
+    if isinstance(spec, str):
+        return Line(id=line_id_for(spec), phone_number=spec)
+    if isinstance(spec, PhoneNumber):
+        raw = spec.reputation_raw
+        return Line(
+            id=spec.id,
+            phone_number=spec.phone_number,
+            reputation=raw if raw is not None else spec.reputation.value,
+            line_type=spec.line_type,
+            status=spec.status,
+            forwarding_number=spec.forwarding_number,
+            doc_url=spec.doc_url,
+        )
+    if not isinstance(spec, Mapping):
+        msg = f"expected an E.164 string, a mapping or a PhoneNumber, got {spec!r}"
+        raise TypeError(msg)
+    phone_number = spec.get("phone_number")
+    if not isinstance(phone_number, str):
+        msg = f"a line needs a string phone_number, got {phone_number!r}"
+        raise TypeError(msg)
+    line_id = spec.get("id")
+    if line_id is None:
+        line_id = line_id_for(phone_number)
+    elif not isinstance(line_id, str):
+        msg = f"id must be a string, got {line_id!r}"
+        raise TypeError(msg)
+    rep_value = spec.get("reputation", spec.get("health_status", "HEALTHY"))
+    reputation, doc_url = _reputation_of(rep_value)
+    explicit_doc = _optional_str(spec, "doc_url", None)
+    return Line(
+        id=line_id,
+        phone_number=phone_number,
+        reputation=reputation,
+        line_type=_optional_str(spec, "line_type", "iMessage"),
+        status=_optional_str(spec, "status", None),
+        forwarding_number=_optional_str(spec, "forwarding_number", None) or None,
+        doc_url=explicit_doc or doc_url,
+    )
+
+
+def _entry(
+    line_id: str,
+    phone_number: str,
+    reputation: str = "HEALTHY",
+    line_type: str = "iMessage",
+    status: str | None = "ACTIVE",
+    forwarding_number: str | None = None,
+) -> dict[str, Any]:
+    return Line(
+        id=line_id,
+        phone_number=phone_number,
+        reputation=reputation,
+        line_type=line_type,
+        status=status,
+        forwarding_number=forwarding_number,
+    ).render("reputation")
+
+
+# US numbers use the fictional 555-01xx block; +44 7700 900xxx and +61 491 570 xxx are
+# the UK and Australian regulators' ranges reserved for drama.
+_SAMPLE: tuple[dict[str, Any], ...] = (
+    _entry("0b6f1c2e-5a7d-4e3b-9c1a-2f4d6e8a0c01", "+12025550101"),
+    _entry(
+        "0b6f1c2e-5a7d-4e3b-9c1a-2f4d6e8a0c02",
+        "+12125550102",
+        forwarding_number="+12125550199",
+    ),
+    _entry("0b6f1c2e-5a7d-4e3b-9c1a-2f4d6e8a0c03", "+13105550103"),
+    _entry("0b6f1c2e-5a7d-4e3b-9c1a-2f4d6e8a0c04", "+14155550104", status=None),
+    _entry("0b6f1c2e-5a7d-4e3b-9c1a-2f4d6e8a0c05", "+13125550105", "AT_RISK"),
+    _entry("0b6f1c2e-5a7d-4e3b-9c1a-2f4d6e8a0c06", "+16175550106", line_type="RCS"),
+    _entry("0b6f1c2e-5a7d-4e3b-9c1a-2f4d6e8a0c07", "+17135550107", status=None),
+    _entry("0b6f1c2e-5a7d-4e3b-9c1a-2f4d6e8a0c08", "+12065550108", "AT_RISK", "RCS"),
+    _entry("0b6f1c2e-5a7d-4e3b-9c1a-2f4d6e8a0c09", "+13055550109", "CRITICAL"),
+    _entry("0b6f1c2e-5a7d-4e3b-9c1a-2f4d6e8a0c10", "+15125550110", status="FLAGGED"),
+    _entry(
+        "0b6f1c2e-5a7d-4e3b-9c1a-2f4d6e8a0c11",
+        "+447700900111",
+        forwarding_number="+447700900999",
+    ),
+    _entry("0b6f1c2e-5a7d-4e3b-9c1a-2f4d6e8a0c12", "+61491570112", "CRITICAL", "RCS"),
+)
+
+_DEFAULT: tuple[dict[str, Any], ...] = (
+    _entry("550e8400-e29b-41d4-a716-446655440000", "+12025551234"),
+    _entry("550e8400-e29b-41d4-a716-446655440001", "+12025559876", "AT_RISK"),
+    _entry("550e8400-e29b-41d4-a716-446655440002", "+13105550100", line_type="RCS"),
+)
+
+
+def sample_pool() -> list[dict[str, Any]]:
+    """A realistic pool of twelve lines, as ``GET /v3/phone_numbers`` entries (newest shape).
+
+    Eight HEALTHY, two AT_RISK, two CRITICAL; one HEALTHY line is FLAGGED; nine
+    iMessage and three RCS lines; two carry a forwarding number; ten US numbers across
+    area codes, one UK (+44) and one Australian (+61). Ids are fixed, so the pool is
+    the same on every call; each call returns fresh copies.
+
+    Example::
+
+        with FakeLinqServer(sample_pool()) as server:
+            ...
+
+    .. versionadded:: 0.1
+    """
+    return copy.deepcopy(list(_SAMPLE))
+
+
+def default_pool() -> list[dict[str, Any]]:
+    """The three lines a ``FakeLinqServer`` starts with when given no ``numbers``.
+
+    ``+12025551234`` (HEALTHY, iMessage), ``+12025559876`` (AT_RISK, iMessage) and
+    ``+13105550100`` (HEALTHY, RCS), with ids ``550e8400-...-446655440000`` to ``...02``
+    as in Linq's own examples.
+
+    .. versionadded:: 0.1
+    """
+    return copy.deepcopy(list(_DEFAULT))

@@ -1,0 +1,187 @@
+"""Faults the fake API can inject, Linq's error envelope, and route names."""
+
+from __future__ import annotations
+
+import json
+import re
+from http import HTTPStatus
+from typing import Any
+
+import attrs
+
+from ._routes import normalize_route
+
+__all__ = ["FAULT_KINDS", "Fault", "error_envelope"]
+
+FAULT_KINDS: frozenset[str] = frozenset(
+    {
+        "3006",
+        "400",
+        "401",
+        "403",
+        "404",
+        "409",
+        "422",
+        "429",
+        "500",
+        "502",
+        "503",
+        "504",
+        "delay",
+        "drop",
+        "malformed",
+        "truncated",
+        "wrong-shape",
+    }
+)
+"""The fault kinds ``FakeLinqServer.fail_next`` knows by name.
+
+Any other three-digit HTTP error status (``"418"``) works as well, answered with the
+error envelope. ``_`` and ``-`` are interchangeable (``"wrong_shape"``).
+"""
+
+# status -> (code, message). 401, 403/2027, 429/1007 and 500/3006 are Linq's documented
+# values; the rest follow Linq's code ranges (1xxx request, 2xxx resource, 3xxx server).
+_STATUS_DEFAULTS: dict[int, tuple[int, str]] = {
+    400: (1003, "Invalid request body"),
+    401: (2004, "Unauthorized - missing or invalid authentication token"),
+    403: (2027, "The phone number is temporarily ineligible to send messages"),
+    404: (2000, "Not found"),
+    409: (1006, "Conflict"),
+    422: (1005, "Invalid parameter value"),
+    429: (1007, "Rate limit exceeded"),
+    500: (3006, "Internal server error"),
+}
+_CODE_MESSAGES: dict[int, str] = {
+    1001: "Missing required field",
+    1002: "Phone number must be in E.164 format",
+    1003: "Invalid request body",
+    1005: "Invalid parameter value",
+    1007: "Rate limit exceeded",
+    2004: "Unauthorized - missing or invalid authentication token",
+    2024: "The recipient has opted out of messages from this number",
+    2027: "The phone number is temporarily ineligible to send messages",
+    3006: "Internal server error",
+}
+
+_STATUS_KIND = re.compile(r"[45][0-9]{2}")
+
+
+def error_envelope(
+    status: int,
+    code: int | None = None,
+    message: str | None = None,
+    *,
+    retry_after: float | None = None,
+) -> dict[str, Any]:
+    """Linq's error body: ``{"error": {status, code, message, doc_url}, "success": false}``.
+
+    ``code`` and ``message`` default from the status (401 -> 2004, 429 -> 1007, 5xx ->
+    3006, ...). ``retry_after`` is added inside ``error``, as Linq does on 429s.
+
+    .. versionadded:: 0.1
+    """
+    default_code, default_message = _STATUS_DEFAULTS.get(
+        status, (3006 if status >= 500 else 1005, HTTPStatus(status).phrase)
+    )
+    if code is None:
+        code = default_code
+    if message is None:
+        message = default_message if code == default_code else _CODE_MESSAGES.get(code, "")
+        if not message:
+            message = HTTPStatus(status).phrase
+    error: dict[str, Any] = {
+        "status": status,
+        "code": code,
+        "message": message,
+        "doc_url": f"https://docs.linqapp.com/error/codes/{code // 1000}xxx/{code}/",
+    }
+    if retry_after is not None:
+        error["retry_after"] = int(retry_after) if retry_after == int(retry_after) else retry_after
+    return {"error": error, "success": False}
+
+
+def normalize_kind(kind: str) -> str:
+    """The canonical name of a fault kind; ``ValueError`` for an unknown one."""
+    name = str(kind).strip().lower().replace("_", "-")
+    if name in {"wrongshape", "shape"}:
+        name = "wrong-shape"
+    if name in FAULT_KINDS or _STATUS_KIND.fullmatch(name):
+        return name
+    msg = f"unknown fault kind {kind!r}; expected one of {sorted(FAULT_KINDS)} or an HTTP status"
+    raise ValueError(msg)
+
+
+def _optional_route(route: str | None) -> str | None:
+    return None if route is None else normalize_route(route)
+
+
+@attrs.frozen
+class Fault:
+    """One queued misbehaviour, as ``FakeLinqServer.fail_next`` builds it.
+
+    ``kind`` is a name from ``FAULT_KINDS`` (or an HTTP error status). ``route``
+    limits it to one route (``"GET /v3/phone_numbers"``, ``"list"``, ``"update"``,
+    ``"PUT /v3/phone_numbers/{id}"`` or a concrete path); ``None`` matches every
+    known route. ``delay`` waits that many seconds before the fault's answer (for
+    ``"delay"`` itself, before the normal answer). ``body`` replaces the body of
+    ``"malformed"`` / ``"wrong-shape"`` answers: ``bytes`` or ``str`` are sent as they
+    are, anything else as JSON. ``code`` / ``message`` override the error envelope's.
+
+    .. versionadded:: 0.1
+    """
+
+    kind: str = attrs.field(converter=normalize_kind)
+    route: str | None = attrs.field(default=None, converter=_optional_route)
+    retry_after: float | None = None
+    delay: float | None = None
+    body: Any = None
+    code: int | None = None
+    message: str | None = None
+
+    @property
+    def status(self) -> int | None:
+        """The HTTP status this fault answers with; ``None`` for drop/delay/200 bodies."""
+        if self.kind == "3006":
+            return 500
+        if _STATUS_KIND.fullmatch(self.kind):
+            return int(self.kind)
+        return None
+
+    def error_body(self) -> bytes:
+        """The error envelope this fault sends (status kinds only)."""
+        status = self.status
+        if status is None:  # pragma: no cover - callers check first
+            msg = f"{self.kind!r} has no error status"
+            raise ValueError(msg)
+        retry_after = self.retry_after
+        if status == 429 and retry_after is None:
+            retry_after = 1
+        envelope = error_envelope(
+            status,
+            self.code,
+            self.message,
+            retry_after=retry_after if status == 429 else None,
+        )
+        return json.dumps(envelope).encode()
+
+    def headers(self) -> list[tuple[str, str]]:
+        """Extra headers: ``Retry-After`` on a 429 (1 s unless given) or when asked for."""
+        retry_after = self.retry_after
+        if retry_after is None and self.status == 429:
+            retry_after = 1
+        if retry_after is None:
+            return []
+        return [("Retry-After", f"{retry_after:g}")]
+
+    def replacement_body(self) -> bytes:
+        """The 200 body of a ``"malformed"`` or ``"wrong-shape"`` fault."""
+        if isinstance(self.body, bytes):
+            return self.body
+        if isinstance(self.body, str):
+            return self.body.encode()
+        if self.body is None:
+            if self.kind == "malformed":
+                return b'{"phone_numbers": [{"id": "0b6f1c2e", "phone_number": '
+            return b'{"numbers": []}'
+        return json.dumps(self.body).encode()
