@@ -1,0 +1,356 @@
+"""LinqClient and AsyncLinqClient against the fake Linq API over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+
+import httpx
+import pytest
+
+from linq_router import (
+    API_KEY_ENV,
+    BASE_URL_ENV,
+    AsyncLinqClient,
+    AuthenticationError,
+    LinqAPIError,
+    LinqClient,
+    LinqConnectionError,
+    LinqResponseError,
+    RateLimitError,
+    Reputation,
+    ServerError,
+)
+from linq_router.testing import FakeClock, FakeLinqServer
+
+LIST = "GET /v3/phone_numbers"
+
+
+def make(server: FakeLinqServer, clock: FakeClock, **kwargs: object) -> LinqClient:
+    options: dict[str, object] = {
+        "base_url": server.base_url,
+        "sleep": clock.sleep,
+        "clock": clock,
+        "rng": random.Random(7),
+    }
+    options.update(kwargs)
+    return LinqClient(server.api_key, **options)  # type: ignore[arg-type]
+
+
+def test_lists_the_pool(server: FakeLinqServer, clock: FakeClock) -> None:
+    """A plain list returns every line of the fake's pool as PhoneNumber values."""
+    with make(server, clock) as client:
+        lines = client.list_phone_numbers()
+    assert {line.phone_number for line in lines} == {n["phone_number"] for n in server.numbers}
+    assert all(isinstance(line.reputation, Reputation) for line in lines)
+    assert server.count(LIST) == 1
+
+
+def test_two_3006_then_success_takes_three_requests(
+    server: FakeLinqServer, clock: FakeClock
+) -> None:
+    """Code 3006 is retried with backoff; two failures then success is 3 requests."""
+    server.fail_next("3006", times=2)
+    with make(server, clock) as client:
+        lines = client.list_phone_numbers()
+        assert client.retries == 2
+    assert lines
+    assert server.count(LIST) == 3
+    assert len(clock.sleeps) == 2
+    # Full jitter: each wait lies in [0, min(cap, 0.5 * 2^(n-1))].
+    assert 0 <= clock.sleeps[0] <= 0.5
+    assert 0 <= clock.sleeps[1] <= 1.0
+
+
+def test_2004_is_raised_after_one_request(server: FakeLinqServer, clock: FakeClock) -> None:
+    """A refused key raises AuthenticationError at once, never retried."""
+    with LinqClient("wrong-key", base_url=server.base_url, sleep=clock.sleep) as client:
+        with pytest.raises(AuthenticationError) as info:
+            client.list_phone_numbers()
+        assert client.retries == 0
+    assert info.value.status == 401
+    assert info.value.code == 2004
+    assert info.value.doc_url is not None
+    assert server.count(LIST) == 1
+    assert clock.sleeps == []
+
+
+@pytest.mark.parametrize("kind", ["429", "503"])
+def test_retry_after_is_honoured(server: FakeLinqServer, clock: FakeClock, kind: str) -> None:
+    """429 and 503 with Retry-After wait exactly what the API asked for."""
+    server.fail_next(kind, times=1, retry_after=7)
+    with make(server, clock) as client:
+        assert client.list_phone_numbers()
+    assert clock.sleeps == [7.0]
+    assert server.count(LIST) == 2
+
+
+def test_retry_after_is_capped(server: FakeLinqServer, clock: FakeClock) -> None:
+    """A huge Retry-After is capped at retry_after_max."""
+    server.fail_next("429", times=1, retry_after=3600)
+    with make(server, clock, retry_after_max=12.0, deadline=60.0) as client:
+        client.list_phone_numbers()
+    assert clock.sleeps == [12.0]
+
+
+def test_rate_limit_gives_up_with_retry_after(server: FakeLinqServer, clock: FakeClock) -> None:
+    """When 429s outlast the attempts, RateLimitError carries the Retry-After it got."""
+    server.fail_next("429", times=5, retry_after=2)
+    with make(server, clock, max_attempts=3) as client, pytest.raises(RateLimitError) as info:
+        client.list_phone_numbers()
+    assert info.value.retry_after == 2.0
+    assert server.count(LIST) == 3
+
+
+def test_deadline_bounds_the_retries(server: FakeLinqServer, clock: FakeClock) -> None:
+    """A wait that would pass the overall deadline is not taken: the error is raised."""
+    server.fail_next("503", times=5, retry_after=20)
+    client = make(server, clock, max_attempts=10, deadline=15.0)
+    with client, pytest.raises(ServerError) as info:
+        client.list_phone_numbers()
+    assert info.value.status == 503
+    assert clock.sleeps == []
+    assert server.count(LIST) == 1
+
+
+def test_attempts_bound_the_retries(server: FakeLinqServer, clock: FakeClock) -> None:
+    """max_attempts=4 against endless 3006 makes 4 requests, then raises ServerError."""
+    server.fail_next("3006", times=10)
+    with make(server, clock, max_attempts=4) as client, pytest.raises(ServerError) as info:
+        client.list_phone_numbers()
+    assert info.value.code == 3006
+    assert server.count(LIST) == 4
+
+
+@pytest.mark.parametrize("kind", ["403"])
+def test_403_is_not_retried(server: FakeLinqServer, clock: FakeClock, kind: str) -> None:
+    """A 403 (line ineligible, opted out) is raised at once."""
+    server.fail_next(kind, times=3)
+    with make(server, clock) as client, pytest.raises(LinqAPIError) as info:
+        client.list_phone_numbers()
+    assert info.value.status == 403
+    assert server.count(LIST) == 1
+
+
+def test_unknown_line_update_is_a_404_not_retried(server: FakeLinqServer, clock: FakeClock) -> None:
+    """PUT on an id the partner does not own raises at once with status 404."""
+    with make(server, clock) as client, pytest.raises(LinqAPIError) as info:
+        client.update_phone_number("no-such-line", forwarding_number="+13125550000")
+    assert info.value.status == 404
+    assert clock.sleeps == []
+
+
+def test_dropped_connection_is_retried(server: FakeLinqServer, clock: FakeClock) -> None:
+    """A connection closed without an answer is retried like a 5xx."""
+    server.fail_next("drop", times=1)
+    with make(server, clock) as client:
+        assert client.list_phone_numbers()
+        assert client.retries == 1
+
+
+def test_truncated_body_is_retried(server: FakeLinqServer, clock: FakeClock) -> None:
+    """A body cut short (fewer bytes than Content-Length) is a transport error, retried."""
+    server.fail_next("truncated", times=1)
+    with make(server, clock) as client:
+        assert client.list_phone_numbers()
+        assert client.retries == 1
+
+
+def test_connection_errors_give_up_as_linq_connection_error(
+    server: FakeLinqServer, clock: FakeClock
+) -> None:
+    """Connection drops that outlast the attempts raise LinqConnectionError."""
+    server.fail_next("drop", times=5)
+    with make(server, clock, max_attempts=2) as client, pytest.raises(LinqConnectionError):
+        client.list_phone_numbers()
+
+
+def test_timeout_is_retried(server: FakeLinqServer, clock: FakeClock) -> None:
+    """A read timeout is retried; the next answer is used."""
+    server.fail_next("delay", times=1, delay=2.0)
+    with make(server, clock, timeout=0.2) as client:
+        assert client.list_phone_numbers()
+        assert client.retries == 1
+
+
+def test_malformed_body_raises_response_error(server: FakeLinqServer, clock: FakeClock) -> None:
+    """A 200 that is not JSON raises LinqResponseError and is not retried."""
+    server.fail_next("malformed", times=1)
+    with make(server, clock) as client, pytest.raises(LinqResponseError):
+        client.list_phone_numbers()
+    assert server.count(LIST) == 1
+
+
+def test_wrong_shape_raises_response_error(server: FakeLinqServer, clock: FakeClock) -> None:
+    """A 200 JSON body of the wrong shape raises LinqResponseError."""
+    server.fail_next("wrong-shape", times=1)
+    with make(server, clock) as client, pytest.raises(LinqResponseError):
+        client.list_phone_numbers()
+
+
+def test_update_sets_and_clears_forwarding(server: FakeLinqServer, clock: FakeClock) -> None:
+    """PUT sets a forwarding number, and None or "" clears it."""
+    line_id = server.numbers[0]["id"]
+    with make(server, clock) as client:
+        updated = client.update_phone_number(line_id, forwarding_number="+13125550000")
+        assert updated.forwarding_number == "+13125550000"
+        assert server.numbers[0]["forwarding_number"] == "+13125550000"
+        assert client.update_phone_number(line_id, forwarding_number="").forwarding_number is None
+        client.update_phone_number(line_id, forwarding_number="+13125550000")
+        assert client.update_phone_number(line_id, forwarding_number=None).forwarding_number is None
+    assert server.numbers[0]["forwarding_number"] is None
+
+
+def test_update_is_retried_on_3006(server: FakeLinqServer, clock: FakeClock) -> None:
+    """PUT is idempotent, so a 3006 on it is retried too."""
+    line_id = server.numbers[0]["id"]
+    server.fail_next("3006", times=1)
+    with make(server, clock) as client:
+        assert client.update_phone_number(line_id, forwarding_number="+13125550000")
+        assert client.retries == 1
+
+
+@pytest.mark.parametrize("bad", ["3125550000", "+0123", "call me", "+1 202 555 0000"])
+def test_update_rejects_non_e164(server: FakeLinqServer, clock: FakeClock, bad: str) -> None:
+    """A forwarding number that is not E.164 is a ValueError naming it; nothing is sent."""
+    with make(server, clock) as client, pytest.raises(ValueError, match=r"E\.164") as info:
+        client.update_phone_number("x", forwarding_number=bad)
+    assert repr(bad) in str(info.value)
+    assert server.count("PUT /v3/phone_numbers/{id}") == 0
+
+
+def test_missing_key_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No key anywhere is a ValueError at construction naming LINQ_API_V3_API_KEY."""
+    monkeypatch.delenv(API_KEY_ENV, raising=False)
+    with pytest.raises(ValueError, match=API_KEY_ENV):
+        LinqClient()
+    with pytest.raises(ValueError, match=API_KEY_ENV):
+        AsyncLinqClient()
+
+
+def test_environment_supplies_key_and_base_url(
+    server: FakeLinqServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LINQ_API_V3_API_KEY and LINQ_API_V3_BASE_URL are used when no argument is given."""
+    monkeypatch.setenv(API_KEY_ENV, server.api_key)
+    monkeypatch.setenv(BASE_URL_ENV, server.base_url)
+    with LinqClient() as client:
+        assert client.base_url == server.base_url
+        assert client.list_phone_numbers()
+
+
+def test_default_base_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without argument or variable, the documented base URL is used."""
+    monkeypatch.delenv(BASE_URL_ENV, raising=False)
+    with LinqClient("k") as client:
+        assert client.base_url == "https://api.linqapp.com/api/partner"
+
+
+def test_key_never_leaks(
+    server: FakeLinqServer, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The key is absent from reprs, log lines (httpx's included) and exceptions."""
+    secret = "sk-live-SECRET-0123456789"
+    errors: list[BaseException] = []
+    with caplog.at_level(logging.DEBUG):
+        client = LinqClient(secret, base_url=server.base_url, sleep=clock.sleep)
+        try:
+            client.list_phone_numbers()
+        except AuthenticationError as exc:
+            errors.append(exc)
+        good = make(server, clock)
+        server.fail_next("3006", times=5)
+        try:
+            good.list_phone_numbers()
+        except ServerError as exc:
+            errors.append(exc)
+    texts = [repr(client), str(client), *map(str, errors), *map(repr, errors)]
+    texts += [record.getMessage() for record in caplog.records]
+    assert errors
+    assert any("retrying" in t for t in texts)
+    assert not [t for t in texts if secret in t or server.api_key in t]
+
+
+def test_injected_http_client_is_used_and_not_closed(
+    server: FakeLinqServer, clock: FakeClock
+) -> None:
+    """A caller's httpx.Client is used for requests and left open for its owner."""
+    seen: list[str] = []
+    with httpx.Client(event_hooks={"request": [lambda r: seen.append(str(r.url))]}) as http:
+        with make(server, clock, http_client=http) as client:
+            client.list_phone_numbers()
+        assert not http.is_closed
+    assert seen == [f"{server.base_url}/v3/phone_numbers"]
+
+
+def test_injected_transport(server: FakeLinqServer, clock: FakeClock) -> None:
+    """A transport handed in is the one httpx sends through."""
+    transport = httpx.HTTPTransport(retries=0)
+    with make(server, clock, transport=transport) as client:
+        assert client.list_phone_numbers()
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("max_attempts", 0), ("timeout", -1.0), ("deadline", float("nan")), ("base_url", "ftp://x")],
+)
+def test_bad_options_are_clear_errors(option: str, value: object) -> None:
+    """Bad constructor arguments raise ValueError naming the argument and the value."""
+    with pytest.raises(ValueError, match=option) as info:
+        LinqClient("k", **{option: value})  # type: ignore[arg-type]
+    assert repr(value) in str(info.value)
+
+
+# -- async ------------------------------------------------------------------------------
+
+
+def amake(server: FakeLinqServer, clock: FakeClock, **kwargs: object) -> AsyncLinqClient:
+    options: dict[str, object] = {
+        "base_url": server.base_url,
+        "sleep": clock.async_sleep,
+        "clock": clock,
+        "rng": random.Random(7),
+    }
+    options.update(kwargs)
+    return AsyncLinqClient(server.api_key, **options)  # type: ignore[arg-type]
+
+
+def test_async_retries_then_lists(server: FakeLinqServer, clock: FakeClock) -> None:
+    """The async client follows the same retry rules: 2 x 3006 then success."""
+    server.fail_next("3006", times=2)
+
+    async def main() -> int:
+        async with amake(server, clock) as client:
+            lines = await client.list_phone_numbers()
+            assert client.retries == 2
+            return len(lines)
+
+    assert asyncio.run(main()) == len(server.numbers)
+    assert server.count(LIST) == 3
+
+
+def test_async_auth_error_and_update(server: FakeLinqServer, clock: FakeClock) -> None:
+    """The async client raises 2004 at once and updates forwarding numbers."""
+    line_id = server.numbers[0]["id"]
+
+    async def main() -> None:
+        async with AsyncLinqClient("bad", base_url=server.base_url) as bad:
+            with pytest.raises(AuthenticationError):
+                await bad.list_phone_numbers()
+        async with amake(server, clock) as client:
+            line = await client.update_phone_number(line_id, forwarding_number="+13125550000")
+            assert line.forwarding_number == "+13125550000"
+
+    asyncio.run(main())
+    assert server.count(LIST) == 1
+
+
+def test_sync_and_async_clients_have_the_same_methods() -> None:
+    """Twins stay twins: the async client has every public method of the sync one."""
+
+    def public(cls: type) -> set[str]:
+        return {n for n in dir(cls) if not n.startswith("_")}
+
+    renamed = {"close": "aclose"}
+    assert {renamed.get(n, n) for n in public(LinqClient)} == public(AsyncLinqClient)
