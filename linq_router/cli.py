@@ -1,0 +1,162 @@
+"""The ``linq-router`` command line (also ``python -m linq_router``).
+
+An optional extra: ``pip install 'linq-router[cli]'`` brings click and rich. Every
+command reads the real API with ``LINQ_API_V3_API_KEY`` (and ``LINQ_API_V3_BASE_URL``
+when set), or, with ``--demo``, an embedded fake Linq API seeded with a sample pool.
+
+Exit codes: 0 ok, 1 API or selection failure, 2 usage error.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections import Counter
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+try:
+    import click
+    from rich.console import Console
+    from rich.table import Table
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    missing = exc.name or "click/rich"
+    msg = (
+        f"the linq-router command line needs {missing!r}; "
+        "install it with: pip install 'linq-router[cli]'"
+    )
+    raise SystemExit(msg) from exc
+
+from ._client import API_KEY_ENV, LinqClient
+from ._errors import LinqAPIError, LinqRouterError
+from ._models import PhoneNumber, Reputation
+from ._registry import Registry
+
+__all__ = ["main"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+REPUTATION_STYLE = {
+    Reputation.HEALTHY: "green",
+    Reputation.AT_RISK: "yellow",
+    Reputation.CRITICAL: "red",
+    Reputation.UNKNOWN: "magenta",
+}
+
+
+class Failure(click.ClickException):
+    """An API or selection failure: exit code 1, message on stderr."""
+
+    exit_code = 1
+
+
+@contextlib.contextmanager
+def open_registry(demo: bool) -> Iterator[Registry]:
+    """A registry on the real API (key from the environment) or on the embedded demo API."""
+    if demo:
+        from .testing import FakeLinqServer, sample_pool  # noqa: PLC0415 - demo only
+
+        with (
+            FakeLinqServer(sample_pool()) as server,
+            LinqClient(server.api_key, base_url=server.base_url) as client,
+        ):
+            yield Registry(client)
+        return
+    if not os.environ.get(API_KEY_ENV):
+        msg = (
+            f"no API key: set {API_KEY_ENV} (and LINQ_API_V3_BASE_URL to use another "
+            "server), or add --demo to try the embedded sample pool"
+        )
+        raise click.UsageError(msg)
+    with LinqClient() as client:
+        yield Registry(client)
+
+
+def api_errors(fn: _F) -> _F:
+    """Turn library errors into messages a person can act on, with exit code 1."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except LinqAPIError as exc:
+            if exc.code == 2004 or exc.status == 401:
+                msg = f"the API key in {API_KEY_ENV} was refused (Linq error 2004): {exc}"
+                raise Failure(msg) from exc
+            raise Failure(f"Linq API error: {exc}") from exc
+        except LinqRouterError as exc:
+            raise Failure(str(exc)) from exc
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    return wrapper  # type: ignore[return-value]
+
+
+demo_option = click.option(
+    "--demo", is_flag=True, help="Use the embedded fake Linq API with a sample pool."
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="linq-router")
+def main() -> None:
+    """Choose the `from` number for outbound Linq messages."""
+
+
+def make_console() -> Console:
+    """A rich console; piped output gets a wide page so ids and numbers stay whole."""
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=max(console.width, 160))
+    return console
+
+
+def line_json(line: PhoneNumber) -> dict[str, Any]:
+    """A line as plain JSON, for ``--json`` output."""
+    return {
+        "id": line.id,
+        "phone_number": line.phone_number,
+        "reputation": line.reputation_raw or line.reputation.value,
+        "line_type": line.line_type,
+        "status": line.status,
+        "forwarding_number": line.forwarding_number,
+    }
+
+
+def reputation_summary(lines: list[PhoneNumber]) -> str:
+    """'12 lines: 9 HEALTHY, 2 AT_RISK, 1 CRITICAL' (only the statuses present)."""
+    counts = Counter(line.reputation for line in lines)
+    parts = [f"{counts[r]} {r.value}" for r in Reputation if counts[r]]
+    flagged = sum(line.is_flagged for line in lines)
+    if flagged:
+        parts.append(f"{flagged} FLAGGED")
+    return f"{len(lines)} lines: " + (", ".join(parts) if parts else "none")
+
+
+@main.command()
+@demo_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@api_errors
+def numbers(demo: bool, as_json: bool) -> None:
+    """List the partner's lines with their reputation."""
+    with open_registry(demo) as registry:
+        lines = list(registry.snapshot())
+    if as_json:
+        click.echo(json.dumps({"phone_numbers": [line_json(n) for n in lines]}, indent=2))
+        return
+    console = make_console()
+    table = Table(title="Linq lines" + (" (demo pool)" if demo else ""))
+    for column in ("number", "id", "reputation", "status", "line type", "forwarding"):
+        table.add_column(column, no_wrap=True)
+    for line in lines:
+        style = REPUTATION_STYLE[line.reputation]
+        table.add_row(
+            line.phone_number,
+            line.id,
+            f"[{style}]{line.reputation_raw or line.reputation.value}[/{style}]",
+            "[red]FLAGGED[/red]" if line.is_flagged else (line.status or "-"),
+            line.line_type or "-",
+            line.forwarding_number or "-",
+        )
+    console.print(table)
+    console.print(reputation_summary(lines))
