@@ -1,0 +1,153 @@
+"""What a pick returns and what it is asked: ``Pick``, its ``Explanation``, ``PickContext``.
+
+Policies build every ``Pick`` they can return while they compile against a snapshot,
+so a pick hands back an object that already exists; rendering the explanation to text
+happens only when someone reads it (``str()``, or a DEBUG log that is enabled).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable
+
+import attrs
+
+from ._models import PhoneNumber
+from ._parsing import is_e164
+
+__all__ = ["PURPOSES", "Explanation", "Pick", "PickContext", "Purpose", "Stage", "make_context"]
+
+Purpose = str
+"""``"chat"`` or ``"voice_memo"``: what the chosen line will carry."""
+
+PURPOSES: tuple[str, ...] = ("chat", "voice_memo")
+"""Every purpose ``Router.pick`` accepts."""
+
+# Deliberately loose: Linq validates addresses itself; this only catches values that
+# are plainly neither a phone number nor an address (typos, names, empty strings).
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+
+
+@attrs.frozen
+class Stage:
+    """One step of a pipeline, as an explanation shows it.
+
+    ``kept`` of ``total`` lines went on; ``dropped`` lists ``(reason, count)`` pairs
+    (``("CRITICAL", 2)`` renders as "2 CRITICAL skipped"); ``note`` is free text
+    (a soft filter saying it fell back, for example).
+
+    .. versionadded:: 0.1
+    """
+
+    name: str
+    kept: int
+    total: int
+    dropped: tuple[tuple[str, int], ...] = ()
+    note: str | None = None
+
+    def __str__(self) -> str:
+        text = f"{self.name}: kept {self.kept} of {self.total}"
+        details = [f"{count} {reason} skipped" for reason, count in self.dropped if count]
+        if self.note:
+            details.append(self.note)
+        if details:
+            text += f" ({', '.join(details)})"
+        return text
+
+
+@attrs.frozen
+class Explanation:
+    """Why a line was chosen: each filter stage in order, then the selector's choice.
+
+    ``str()`` renders it for people, for example
+    ``"skip-critical: kept 9 of 12 (2 CRITICAL skipped, 1 FLAGGED skipped) →
+    reputation-weighted: chose +12025551234 (HEALTHY, weight 1.0)"``.
+
+    .. versionadded:: 0.1
+    """
+
+    stages: tuple[Stage, ...]
+    choice: str
+
+    def __str__(self) -> str:
+        return " → ".join([*(str(stage) for stage in self.stages), self.choice])
+
+
+@attrs.frozen
+class Pick:
+    """The line a policy chose: pass ``phone_number`` as the message's ``from``.
+
+    ``number`` is the full ``PhoneNumber``, ``policy`` the name (spec) of the policy
+    that chose it, ``purpose`` what it was chosen for, and ``explanation`` why.
+
+    .. versionadded:: 0.1
+    """
+
+    phone_number: str
+    number: PhoneNumber = attrs.field(repr=False)
+    policy: str
+    explanation: Explanation = attrs.field(repr=False)
+    purpose: str = "chat"
+
+
+@attrs.frozen
+class PickContext:
+    """What a pick is asked for: the normalized recipients and the purpose.
+
+    ``recipients`` keeps the caller's order (E.164 numbers as given, emails in lower
+    case); ``key`` identifies the conversation (the sorted, de-duplicated handles
+    joined), ``None`` when no recipient was given.
+
+    .. versionadded:: 0.1
+    """
+
+    recipients: tuple[str, ...] = ()
+    key: str | None = None
+    purpose: str = "chat"
+
+
+def _normalize(handle: object) -> str:
+    if isinstance(handle, str):
+        value = handle.strip()
+        if is_e164(value):
+            return value
+        if _EMAIL.fullmatch(value):
+            return value.lower()
+    msg = f"recipient {handle!r} is neither an E.164 number (+12025551234) nor an email address"
+    raise ValueError(msg)
+
+
+@functools.lru_cache(maxsize=4096)
+def _single(handle: str, purpose: str) -> PickContext:
+    # Most traffic repeats recipients; caching keeps validation off the hot path.
+    value = _normalize(handle)
+    return PickContext((value,), value, purpose)
+
+
+def make_context(to: str | Iterable[str] | None, purpose: str = "chat") -> PickContext:
+    """Validate and normalize ``to`` for ``purpose``; ``ValueError`` names a bad value.
+
+    ``to`` is one handle, several (a group chat; up to 31 for Linq), or ``None``.
+
+    .. versionadded:: 0.1
+    """
+    if purpose not in PURPOSES:
+        msg = f"unknown purpose {purpose!r}; expected one of {', '.join(PURPOSES)}"
+        raise ValueError(msg)
+    if to is None:
+        return _NO_RECIPIENT[purpose]
+    if isinstance(to, str):
+        return _single(to, purpose)
+    if isinstance(to, bytes):
+        msg = f"recipient {to!r} must be a str, not bytes"
+        raise TypeError(msg)
+    handles = tuple(_normalize(h) for h in to)
+    if not handles:
+        msg = f"to={to!r} is empty; give at least one recipient or None"
+        raise ValueError(msg)
+    # The sorted set makes the same group the same conversation whatever the order.
+    return PickContext(handles, "\x1f".join(sorted(set(handles))), purpose)
+
+
+_NO_RECIPIENT = {purpose: PickContext((), None, purpose) for purpose in PURPOSES}

@@ -1,0 +1,143 @@
+"""Smooth weighted rotation with O(1) picks: the engine behind round-robin and weighting.
+
+Each line with integer weight ``w`` has ``w`` events per cycle, evenly spaced by its
+stride ``2S / w`` over a cycle of length ``2S`` (``S`` the lcm of the weights). One
+cycle's events, sorted by time, is the schedule; a pick is ``schedule[i % W]`` for a
+shared atomic counter ``i``. Over every whole cycle each line gets exactly ``w`` of
+``W = sum(w)`` picks, and a line's picks are spread a stride apart, never bunched (the
+same interleaving nginx's smooth weighted round robin produces).
+
+Across snapshots the schedule is rebuilt from where the old one stood: for each line
+that remains, the distance to its next event carries over (rescaled if its weight
+changed); a new line starts half a stride out. So a refresh, even one after every
+pick, neither restarts the rotation at the heaviest or first line nor starves anyone
+(Envoy's EDF scheduler once restarted on every host update and starved light hosts).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from fractions import Fraction
+
+from linq_router._pick import Pick, PickContext
+
+__all__ = ["Rotation", "integer_weights"]
+
+# Cap on one cycle's length, so a compile stays fast whatever weights are configured.
+_MAX_CYCLE_PER_LINE = 64
+_MIN_CYCLE_CAP = 4096
+
+
+def integer_weights(weights: Sequence[float]) -> list[int]:
+    """The smallest positive integers in (close to) the ratio of ``weights`` (all > 0).
+
+    Ratios are exact to 1/1000 while one cycle stays within 64 entries per line;
+    beyond that the resolution drops until it fits.
+    """
+    cap = max(_MAX_CYCLE_PER_LINE * len(weights), _MIN_CYCLE_CAP)
+    distinct = sorted(set(weights))
+    ints: dict[float, int] = {}
+    for resolution in (1000, 100, 10, 1):
+        top = distinct[-1]
+        fracs = {w: Fraction(w / top).limit_denominator(resolution) for w in distinct}
+        fracs = {w: f if f > 0 else Fraction(1, resolution) for w, f in fracs.items()}
+        lcm = math.lcm(*(f.denominator for f in fracs.values()))
+        ints = {w: int(f * lcm) for w, f in fracs.items()}
+        gcd = math.gcd(*ints.values())
+        ints = {w: i // gcd for w, i in ints.items()}
+        if sum(ints[w] for w in weights) <= cap:
+            break
+    return [ints[w] for w in weights]
+
+
+def _counter() -> Callable[[], int]:
+    counter = itertools.count()
+    is_gil_enabled = getattr(sys, "_is_gil_enabled", None)
+    if is_gil_enabled is None or is_gil_enabled():
+        # With the GIL, count.__next__ is one C call: atomic, no lock needed.
+        return counter.__next__
+    lock = threading.Lock()
+
+    def locked_next() -> int:
+        with lock:
+            return next(counter)
+
+    return locked_next
+
+
+class Rotation:
+    """A compiled smooth weighted rotation over ``picks`` (one per line).
+
+    ``weights`` are positive; ``keys`` identify lines across snapshots (line ids).
+    ``previous`` (a ``Rotation`` of the same path, older snapshot) hands over its
+    counter and each remaining line's phase.
+    """
+
+    __slots__ = ("_base", "_cycle", "_ids", "_next", "_schedule", "_span", "_strides", "_times")
+
+    _next: Callable[[], int]
+    _schedule: tuple[Pick, ...]
+
+    def __init__(
+        self,
+        picks: Sequence[Pick],
+        keys: Sequence[str],
+        weights: Sequence[float],
+        previous: Rotation | None = None,
+    ) -> None:
+        ints = integer_weights(weights)
+        span = 2 * math.lcm(*ints)
+        strides = [span // w for w in ints]
+        carried: dict[str, tuple[int, int]] = {}
+        if previous is not None:
+            self._next = previous._next
+            carried = previous._phases_now()
+        else:
+            self._next = _counter()
+        events: list[tuple[int, int]] = []
+        for position, (key, weight, stride) in enumerate(zip(keys, ints, strides, strict=True)):
+            phase = carried.get(key)
+            if phase is None:
+                offset = stride // 2
+            elif phase[1] == stride:
+                offset = phase[0]
+            else:
+                offset = phase[0] * stride // phase[1]
+            events.extend((offset + m * stride, position) for m in range(weight))
+        events.sort()
+        self._times = [t for t, _ in events]
+        self._ids = [keys[p] for _, p in events]
+        self._strides = dict(zip(keys, strides, strict=True))
+        self._schedule = tuple(picks[p] for _, p in events)
+        self._cycle = len(self._schedule)
+        self._span = span
+        # Consume one tick to learn where the shared counter stands; nobody uses it.
+        self._base = self._next() + 1
+
+    def pick(self, ctx: PickContext) -> Pick:
+        """The next line of the rotation."""
+        return self._schedule[(self._next() - self._base) % self._cycle]
+
+    def _phases_now(self) -> dict[str, tuple[int, int]]:
+        """Each line's (distance to its next event, stride) at the current position."""
+        position = (self._next() - self._base) % self._cycle
+        now = self._times[position]
+        phases: dict[str, tuple[int, int]] = {}
+        for j in range(position, self._cycle):
+            key = self._ids[j]
+            if key not in phases:
+                phases[key] = (self._times[j] - now, self._strides[key])
+        for j in range(position):
+            key = self._ids[j]
+            if key not in phases:
+                phases[key] = (self._times[j] + self._span - now, self._strides[key])
+        return phases
+
+    @property
+    def cycle(self) -> int:
+        """Picks in one whole cycle (each line's share is exact over it)."""
+        return self._cycle

@@ -1,0 +1,182 @@
+"""Static filters: ``line-type``, ``prefer-imessage``, ``only`` and ``exclude``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from linq_router._models import LineType, PhoneNumber
+from linq_router._pick import Stage
+
+from ._base import BaseFilter, Kept
+
+__all__ = [
+    "Exclude",
+    "LineTypeFilter",
+    "Only",
+    "PreferIMessage",
+    "exclude",
+    "line_type",
+    "only",
+    "prefer_imessage",
+]
+
+_LINE_TYPES = {"imessage": "iMessage", "rcs": "RCS"}
+
+
+def _type_name(line: PhoneNumber) -> str:
+    return line.line_type or "unknown-type"
+
+
+class LineTypeFilter(BaseFilter):
+    """Keeps only lines of one ``line_type`` (``"iMessage"`` or ``"RCS"``); strict.
+
+    Lines whose type Linq did not report are dropped too, unless ``include_unknown``.
+
+    .. versionadded:: 0.1
+    """
+
+    name = "line-type"
+
+    def __init__(self, kind: LineType | str, *, include_unknown: bool = False) -> None:
+        value = _LINE_TYPES.get(str(kind).lower())
+        if value is None:
+            msg = f"line-type: expected iMessage or RCS, got {kind!r}"
+            raise ValueError(msg)
+        self.line_type = value
+        self.include_unknown = include_unknown
+
+    @property
+    def spec(self) -> str:
+        """The text form, e.g. ``line-type(RCS)``."""
+        extra = ", include_unknown=true" if self.include_unknown else ""
+        return f"{self.name}({self.line_type}{extra})"
+
+    def compile(self, lines: tuple[PhoneNumber, ...]) -> Kept:
+        """Keep the lines of the wanted type."""
+        kept = tuple(
+            line
+            for line in lines
+            if line.line_type == self.line_type or (self.include_unknown and line.line_type is None)
+        )
+        return Kept(kept, Stage(self.name, len(kept), len(lines), _dropped(lines, kept)))
+
+
+def _dropped(
+    lines: Iterable[PhoneNumber], kept: tuple[PhoneNumber, ...]
+) -> tuple[tuple[str, int], ...]:
+    ids = {line.id for line in kept}
+    counts: dict[str, int] = {}
+    for line in lines:
+        if line.id not in ids:
+            counts[_type_name(line)] = counts.get(_type_name(line), 0) + 1
+    return tuple(counts.items())
+
+
+class PreferIMessage(BaseFilter):
+    """Soft: keeps iMessage-capable lines (``iMessage`` or unknown type) when any remain.
+
+    When none does, it keeps the RCS lines, says so in the explanation and logs a
+    warning on each such pick: Linq then sends a voice memo as a plain audio
+    attachment instead of the iMessage bubble. The default voice-memo policy adds it.
+
+    .. versionadded:: 0.1
+    """
+
+    name = "prefer-imessage"
+    soft = True
+
+    def compile(self, lines: tuple[PhoneNumber, ...]) -> Kept:
+        """Keep the iMessage-capable lines, or fall back to all of them."""
+        kept = tuple(line for line in lines if line.line_type != "RCS")
+        if kept or not lines:
+            dropped = (("RCS", len(lines) - len(kept)),)
+            return Kept(kept, Stage(self.name, len(kept), len(lines), dropped))
+        note = "no iMessage-capable line eligible; using RCS (voice memos arrive as audio files)"
+        return Kept(
+            lines,
+            Stage(self.name, len(lines), len(lines), (), note),
+            warning="prefer-imessage: no iMessage-capable line is eligible; using an RCS line, "
+            "where Linq sends voice memos as plain audio attachments",
+        )
+
+
+def _handles(values: Iterable[str], name: str) -> frozenset[str]:
+    if isinstance(values, str):
+        values = [values]
+    handles = frozenset(str(v).strip() for v in values)
+    if not handles or "" in handles:
+        msg = f"{name}: give at least one phone number or line id, got {sorted(handles)!r}"
+        raise ValueError(msg)
+    return handles
+
+
+class Only(BaseFilter):
+    """Static allow list: keeps the lines whose id or E.164 number is listed.
+
+    .. versionadded:: 0.1
+    """
+
+    name = "only"
+    _keep_listed = True
+
+    def __init__(self, *values: str) -> None:
+        self.values = _handles(values, self.name)
+
+    @property
+    def spec(self) -> str:
+        """The text form, e.g. ``only(+12025551234, +12025559876)``."""
+        return f"{self.name}({', '.join(sorted(self.values))})"
+
+    def compile(self, lines: tuple[PhoneNumber, ...]) -> Kept:
+        """Keep (or, for ``exclude``, drop) the listed lines."""
+        keep = self._keep_listed
+        kept = tuple(
+            line
+            for line in lines
+            if (line.id in self.values or line.phone_number in self.values) == keep
+        )
+        reason = "unlisted" if keep else "excluded"
+        stage = Stage(self.name, len(kept), len(lines), ((reason, len(lines) - len(kept)),))
+        return Kept(kept, stage)
+
+
+class Exclude(Only):
+    """Static deny list: drops the lines whose id or E.164 number is listed.
+
+    .. versionadded:: 0.1
+    """
+
+    name = "exclude"
+    _keep_listed = False
+
+
+def line_type(kind: LineType | str, *, include_unknown: bool = False) -> LineTypeFilter:
+    """The ``line-type`` filter: only ``"iMessage"`` or only ``"RCS"`` lines.
+
+    .. versionadded:: 0.1
+    """
+    return LineTypeFilter(kind, include_unknown=include_unknown)
+
+
+def prefer_imessage() -> PreferIMessage:
+    """The ``prefer-imessage`` soft filter (the default for voice memos).
+
+    .. versionadded:: 0.1
+    """
+    return PreferIMessage()
+
+
+def only(*values: str) -> Only:
+    """The ``only`` filter: keep lines whose id or number is in ``values``.
+
+    .. versionadded:: 0.1
+    """
+    return Only(*values)
+
+
+def exclude(*values: str) -> Exclude:
+    """The ``exclude`` filter: drop lines whose id or number is in ``values``.
+
+    .. versionadded:: 0.1
+    """
+    return Exclude(*values)

@@ -1,0 +1,150 @@
+"""``reputation-weighted``: smooth, deterministic weighted rotation by reputation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from linq_router._errors import NoEligibleNumberError
+from linq_router._models import PhoneNumber, Reputation
+from linq_router._pick import Pick, PickContext
+
+from ._base import BaseSelector, CompiledSelector, Group
+from ._rotation import Rotation
+
+__all__ = ["DEFAULT_WEIGHTS", "ReputationWeighted", "reputation_weighted", "weights_for"]
+
+DEFAULT_WEIGHTS: Mapping[Reputation, float] = {
+    Reputation.HEALTHY: 1.0,
+    Reputation.AT_RISK: 0.25,
+    Reputation.CRITICAL: 0.0,
+    Reputation.UNKNOWN: 0.0,
+}
+"""Weight per reputation unless configured: AT_RISK lines get a quarter of the traffic."""
+
+
+def weights_for(overrides: Mapping[str | Reputation, float] | None) -> dict[Reputation, float]:
+    """``DEFAULT_WEIGHTS`` updated with ``overrides`` (keys are reputations or their names)."""
+    weights = dict(DEFAULT_WEIGHTS)
+    for key, value in (overrides or {}).items():
+        try:
+            rep = key if isinstance(key, Reputation) else Reputation[str(key).upper()]
+        except KeyError:
+            known = ", ".join(r.value for r in Reputation)
+            msg = f"unknown reputation {key!r} in weights; expected one of {known}"
+            raise ValueError(msg) from None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            msg = f"weight for {rep.value} must be a number, got {value!r}"
+            raise ValueError(msg)
+        weight = float(value)
+        if not 0.0 <= weight < float("inf"):
+            msg = f"weight for {rep.value} must be finite and >= 0, got {value!r}"
+            raise ValueError(msg)
+        weights[rep] = weight
+    return weights
+
+
+def _format_weights(weights: Mapping[Reputation, float]) -> str:
+    return ", ".join(f"{rep.value} {weights[rep]}" for rep in Reputation)
+
+
+class _NoneEligible:
+    __slots__ = ("_error",)
+
+    def __init__(self, error: NoEligibleNumberError) -> None:
+        self._error = error
+
+    def pick(self, ctx: PickContext) -> Pick:
+        raise NoEligibleNumberError(str(self._error))
+
+
+def weighted_rotation(
+    name: str,
+    group: Group,
+    weights: Mapping[Reputation, float],
+    previous: Rotation | None,
+) -> Rotation | _NoneEligible:
+    """A rotation over the group's lines with positive weight (shared with ``sticky``).
+
+    When every weight is 0 and the group was told to ignore health, lines count equally.
+    """
+    chosen: list[tuple[PhoneNumber, float]] = [
+        (line, weights[line.reputation]) for line in group.lines if weights[line.reputation] > 0
+    ]
+    equal = not chosen and group.ignore_health
+    if equal:
+        chosen = [(line, 1.0) for line in group.lines]
+    if not chosen:
+        reason = f"{name}: every line has weight 0 ({_format_weights(weights)})"
+        return _NoneEligible(group.no_eligible(reason))
+    total = sum(w for _, w in chosen)
+    picks = []
+    for line, weight in chosen:
+        why = "health ignored, equal weights" if equal else f"weight {weight}"
+        share = weight / total
+        picks.append(
+            group.make_pick(
+                line,
+                f"{name}: chose {line.phone_number} ({line.reputation.value}, {why}, "
+                f"share {share:.1%})",
+            )
+        )
+    return Rotation(picks, [line.id for line, _ in chosen], [w for _, w in chosen], previous)
+
+
+class _CompiledWeighted:
+    __slots__ = ("pick", "rotation")
+
+    rotation: Rotation | None
+    pick: Callable[[PickContext], Pick]
+
+    def __init__(
+        self, group: Group, weights: Mapping[Reputation, float], previous: CompiledSelector | None
+    ) -> None:
+        prior = previous.rotation if isinstance(previous, _CompiledWeighted) else None
+        rotation = weighted_rotation("reputation-weighted", group, weights, prior)
+        self.rotation = rotation if isinstance(rotation, Rotation) else None
+        self.pick = rotation.pick
+
+
+class ReputationWeighted(BaseSelector):
+    """Smooth weighted rotation with a weight per reputation; see ``reputation_weighted``.
+
+    .. versionadded:: 0.1
+    """
+
+    name = "reputation-weighted"
+
+    def __init__(self, weights: Mapping[str | Reputation, float] | None = None) -> None:
+        self.weights: Mapping[Reputation, float] = weights_for(weights)
+
+    @property
+    def spec(self) -> str:
+        """The text form, with the weights that differ from the defaults."""
+        changed = [
+            f"{rep.value}={self.weights[rep]:g}"
+            for rep in Reputation
+            if self.weights[rep] != DEFAULT_WEIGHTS[rep]
+        ]
+        return f"{self.name}({', '.join(changed)})" if changed else self.name
+
+    def compile(self, group: Group, previous: CompiledSelector | None) -> CompiledSelector:
+        """Build the weighted schedule for ``group``, carrying positions over."""
+        return _CompiledWeighted(group, self.weights, previous)
+
+
+def reputation_weighted(
+    weights: Mapping[str | Reputation, float] | None = None, **by_name: float
+) -> ReputationWeighted:
+    """The ``reputation-weighted`` selector.
+
+    Weights default to ``DEFAULT_WEIGHTS`` (HEALTHY 1.0, AT_RISK 0.25, CRITICAL and
+    UNKNOWN 0.0); override some with a mapping or keywords:
+    ``reputation_weighted(AT_RISK=0.5)``. Picks follow a precomputed smooth schedule:
+    deterministic, exact shares over whole cycles, one line's picks spread out; a line
+    of weight 0 is never picked; when every line weighs 0, ``NoEligibleNumberError``.
+
+    .. versionadded:: 0.1
+    """
+    merged: dict[str | Reputation, float] = dict(weights or {})
+    merged.update(by_name)
+    return ReputationWeighted(merged)

@@ -1,0 +1,54 @@
+"""``MemoryState``: the default, bounded, in-process ``StateBackend``."""
+
+from __future__ import annotations
+
+import threading
+
+from cachetools import LRUCache
+
+__all__ = ["MemoryState"]
+
+
+class MemoryState:
+    """Assignments in a least-recently-used cache of at most ``max_size`` conversations.
+
+    Evicting an old conversation is safe: its line comes back from consistent hashing,
+    unchanged unless the pool changed in between. One lock guards the cache because
+    an LRU lookup reorders it.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(self, max_size: int = 10_000) -> None:
+        if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
+            msg = f"max_size must be a positive integer, got {max_size!r}"
+            raise ValueError(msg)
+        self.max_size = max_size
+        self._cache: LRUCache[str, str] = LRUCache(maxsize=max_size)
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"MemoryState(max_size={self.max_size}, size={len(self)})"
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+    def get_assignment(self, key: str) -> str | None:
+        """The line id remembered for ``key``, or ``None``."""
+        with self._lock:
+            return self._cache.get(key)
+
+    def set_assignment(self, key: str, line_id: str) -> None:
+        """Remember ``line_id`` for ``key``."""
+        with self._lock:
+            self._cache[key] = line_id
+
+    def delete_assignment(self, key: str) -> bool:
+        """Forget ``key``; True if something was remembered."""
+        with self._lock:
+            return self._cache.pop(key, None) is not None
+
+    def clear(self) -> None:
+        """Forget every assignment."""
+        with self._lock:
+            self._cache.clear()
