@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import threading
 import time
 
 from _report import machine, median, per_call_ns, verdict, write_section
@@ -53,6 +54,40 @@ def api_calls(server: FakeLinqServer, sends: int, per_second: float, ttl: float)
     return server.count("GET /v3/phone_numbers")
 
 
+def stampede(server: FakeLinqServer, callers: int) -> tuple[int, int]:
+    """``callers`` threads hit an expired registry at once: (callers served, requests sent)."""
+    clock = FakeClock()
+    with LinqClient(server.api_key, base_url=server.base_url) as client:
+        registry = Registry(client, ttl=60, clock=clock)
+        registry.snapshot()
+        clock.advance(61)
+        server.reset_counts()
+        server.fail_next("delay", times=1, delay=0.2)  # keep the request open while they pile up
+        barrier = threading.Barrier(callers, timeout=30)
+        served: list[object] = []
+
+        def call() -> None:
+            barrier.wait()
+            served.append(registry.snapshot())
+
+        threads = [threading.Thread(target=call) for _ in range(callers)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=30)
+    return len(served), server.count("GET /v3/phone_numbers")
+
+
+async def async_stampede(server: FakeLinqServer, callers: int) -> tuple[int, int]:
+    """``callers`` asyncio tasks hit a cold AsyncRegistry at once."""
+    server.reset_counts()
+    server.fail_next("delay", times=1, delay=0.2)
+    async with AsyncLinqClient(server.api_key, base_url=server.base_url) as aclient:
+        registry = AsyncRegistry(aclient, ttl=60)
+        served = await asyncio.gather(*(registry.snapshot() for _ in range(callers)))
+    return len(served), server.count("GET /v3/phone_numbers")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions (CI)")
@@ -84,10 +119,16 @@ def main() -> None:
         abase_ns, async_ns = asyncio.run(async_setup())
         sends = 100_000
         calls = api_calls(server, sends, per_second=1_000, ttl=60)
+        rows = [("threads, expired registry", n, *stampede(server, n)) for n in (8, 50, 200)]
+        rows += [
+            ("asyncio tasks, cold registry", n, *asyncio.run(async_stampede(server, n)))
+            for n in (100, 1000)
+        ]
 
     ratio = sync_ns / base_ns
     aratio = async_ns / abase_ns
     met = verdict(ratio, TARGET)
+    table = "\n".join(f"| {what} | {n} | {served} | {sent} |" for what, n, served, sent in rows)
     body = f"""## Registry: warm `snapshot()`
 
 Machine: {machine()}. {number:,} calls x {repeat} runs; medians.
@@ -104,6 +145,14 @@ Machine: {machine()}. {number:,} calls x {repeat} runs; medians.
 {sends:,} sends at 1,000 a second (100 s of simulated time on a fake clock), TTL 60 s:
 **{calls} list requests** through the registry, against **{sends:,}** when listing
 before each send ({sends // max(calls, 1):,}x fewer).
+
+## Registry: refresh under concurrency
+
+Callers arriving together while the one list request is held open for 0.2 s.
+
+| callers | how many | served | list requests sent |
+| --- | ---: | ---: | ---: |
+{table}
 """
     print(body)
     if not args.no_write:
