@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import json
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -12,10 +11,9 @@ from typing import Any
 
 import attrs
 
-from linq_router._parsing import is_e164
-
+from ._answers import error_plan, fault_plan, forwarding_number, json_plan
 from ._fake_data import SHAPES, Line, NumberSpec, Shape, default_pool, to_line
-from ._faults import Fault, error_envelope
+from ._faults import Fault
 from ._http import Plan, StoppableHTTPServer
 from ._routes import (
     LIST_ROUTE,
@@ -35,14 +33,6 @@ _DEFAULT_DELAY = 1.0
 class _Queued:
     fault: Fault
     remaining: int | None  # None: until clear_faults()
-
-
-def _json_plan(status: int, payload: object) -> Plan:
-    return Plan(status=status, body=json.dumps(payload).encode())
-
-
-def _error_plan(status: int, code: int | None = None, message: str | None = None) -> Plan:
-    return _json_plan(status, error_envelope(status, code, message))
 
 
 class FakeLinqServer:
@@ -126,7 +116,8 @@ class FakeLinqServer:
             httpd = StoppableHTTPServer((self._host, self._requested_port), self._dispatch)
             thread = threading.Thread(
                 target=httpd.serve_forever,
-                kwargs={"poll_interval": 0.05},
+                # A short poll keeps stop() fast: shutdown() waits out one poll.
+                kwargs={"poll_interval": 0.01},
                 name=f"FakeLinqServer:{httpd.server_address[1]}",
                 daemon=True,
             )
@@ -418,53 +409,24 @@ class FakeLinqServer:
             )
             self._cond.notify_all()
             if route is None:
-                return _error_plan(404, message=f"No route for {method} {path}")
+                return error_plan(404, message=f"No route for {method} {path}")
             if not authorized:
-                return _error_plan(401)
+                return error_plan(401)
             if fault is not None and fault.kind not in {"delay", "truncated"}:
-                return self._fault_plan(fault)
+                return fault_plan(fault)
             plan = self._answer(route, line_id, body)
         if fault is not None:
             plan = attrs.evolve(plan, delay=fault.delay or 0.0, truncate=fault.kind == "truncated")
         return plan
 
-    @staticmethod
-    def _fault_plan(fault: Fault) -> Plan:
-        delay = fault.delay or 0.0
-        if fault.kind == "drop":
-            return Plan(drop=True, delay=delay)
-        if fault.kind in {"malformed", "wrong-shape"}:
-            plan = Plan(status=200, body=fault.replacement_body())
-        else:
-            plan = Plan(status=fault.status or 500, body=fault.error_body())
-        return attrs.evolve(plan, delay=delay, headers=tuple(fault.headers()))
-
     def _answer(self, route: str, line_id: str | None, body: bytes) -> Plan:
         if route == LIST_ROUTE:
-            return _json_plan(200, {"phone_numbers": self.numbers})
+            return json_plan(200, {"phone_numbers": self.numbers})
         line = next((x for x in self._lines if x.id == line_id), None)
         if line is None:
-            return _error_plan(404, message=f"Phone number {line_id} not found")
-        value = _forwarding_number(body)
+            return error_plan(404, message=f"Phone number {line_id} not found")
+        value = forwarding_number(body)
         if isinstance(value, Plan):
             return value
         line.forwarding_number = value
-        return _json_plan(200, line.update_response())
-
-
-def _forwarding_number(body: bytes) -> str | Plan | None:
-    """The forwarding number a PUT body asks for (None clears), or the error to answer."""
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        return _error_plan(400, 1003)
-    if not isinstance(payload, dict):
-        return _error_plan(400, 1003)
-    if "forwarding_number" not in payload:
-        return _error_plan(400, 1001, "Missing required field: forwarding_number")
-    value = payload["forwarding_number"]
-    if value is not None and not isinstance(value, str):
-        return _error_plan(422, 1005, "forwarding_number must be a string or null")
-    if value and not is_e164(value):
-        return _error_plan(400, 1002)
-    return value or None
+        return json_plan(200, line.update_response())

@@ -145,6 +145,8 @@ def to_line(spec: NumberSpec) -> Line:
         raise TypeError(msg)
     rep_value = spec.get("reputation", spec.get("health_status", "HEALTHY"))
     reputation, doc_url = _reputation_of(rep_value)
+    if doc_url in {guide_url(reputation), guide_url(reputation, guide=_HEALTH_GUIDE)}:
+        doc_url = None  # the standard link: keep deriving it, so each shape gets its own
     explicit_doc = _optional_str(spec, "doc_url", None)
     return Line(
         id=line_id,
