@@ -1,0 +1,294 @@
+"""``Router`` and ``AsyncRouter``: registry -> compiled policy -> ``Pick``.
+
+Everything but reading the snapshot is shared (``_RouterCore``): the two routers
+differ only in whether ``registry.snapshot()`` is awaited. Policies compile when the
+registry announces a new snapshot (``subscribe``), and a pick double-checks the
+snapshot's ``version``, so a router without notices, or one that raced a refresh,
+still never picks from an outdated compile. A warm pick takes no lock of its own.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import weakref
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from types import TracebackType
+from typing import Protocol
+
+from ._models import PhoneNumber, Snapshot
+from ._pick import _NO_RECIPIENT, PURPOSES, Pick, PickContext, make_context
+from .policies import DEFAULT_POLICY, CompiledPolicy, Pinnable, Policy, as_policy, compile_policy
+from .policies._static import PreferIMessage
+
+__all__ = ["AsyncRouter", "AsyncSnapshotSource", "Router", "SnapshotSource", "voice_memo_policy"]
+
+logger = logging.getLogger("linq_router")
+
+Listener = Callable[[Snapshot], None]
+PolicyLike = Policy | str | object
+"""A ``Policy``, a spec string, or a bare selector."""
+
+
+class SnapshotSource(Protocol):
+    """What ``Router`` needs from a registry (``Registry`` is one).
+
+    ``subscribe`` is optional: without it, a pick notices new snapshots by version.
+
+    .. versionadded:: 0.1
+    """
+
+    def snapshot(self) -> Snapshot:
+        """The current snapshot (cheap when warm)."""
+        ...
+
+
+class AsyncSnapshotSource(Protocol):
+    """What ``AsyncRouter`` needs from a registry (``AsyncRegistry`` is one).
+
+    .. versionadded:: 0.1
+    """
+
+    def snapshot(self) -> Awaitable[Snapshot]:
+        """The current snapshot (cheap when warm)."""
+        ...
+
+
+def voice_memo_policy(policy: Policy) -> Policy:
+    """The voice-memo twin of a chat policy: ``policy`` plus ``prefer-imessage``.
+
+    The soft filter goes after the hard filters and before the first soft one (so
+    ``geomatch`` chooses among iMessage-capable lines). A policy that already filters
+    by line type is returned unchanged.
+
+    .. versionadded:: 0.1
+    """
+    names = {getattr(f, "name", None) for f in policy.filters}
+    if names & {"line-type", "prefer-imessage"}:
+        return policy
+    filters = list(policy.filters)
+    at = next((i for i, f in enumerate(filters) if getattr(f, "soft", False)), len(filters))
+    filters.insert(at, PreferIMessage())
+    return Policy(tuple(filters), policy.selector)
+
+
+def _key_of(to: str | Iterable[str]) -> str:
+    key = make_context(to).key if to is not None else None
+    if key is None:
+        msg = "give the recipient (or recipients) of the conversation"
+        raise ValueError(msg)
+    return key
+
+
+class _RouterCore:
+    """Policies per purpose, their compiled forms, and the pick itself. No I/O."""
+
+    def __init__(
+        self,
+        registry: object,
+        policy: PolicyLike | None,
+        policies: Mapping[str, PolicyLike] | None,
+    ) -> None:
+        chat = as_policy(DEFAULT_POLICY if policy is None else policy)
+        resolved: dict[str, Policy] = {"chat": chat, "voice_memo": voice_memo_policy(chat)}
+        for purpose, value in (policies or {}).items():
+            if purpose not in PURPOSES:
+                known = ", ".join(PURPOSES)
+                msg = f"unknown purpose {purpose!r} in policies; expected one of {known}"
+                raise ValueError(msg)
+            resolved[purpose] = as_policy(value)
+        self.policies: Mapping[str, Policy] = resolved
+        self._registry = registry
+        # Replaced wholesale under the lock, read without it: a pick sees either the old
+        # mapping or the new one, both complete.
+        self._compiled: dict[str, CompiledPolicy] = {}
+        self._lock = threading.Lock()
+        self._finalizer: weakref.finalize[[], object] | None = None
+        subscribe = getattr(registry, "subscribe", None)
+        if callable(subscribe):
+            ref = weakref.ref(self)
+
+            def on_snapshot(snapshot: Snapshot) -> None:
+                router = ref()
+                if router is not None:
+                    router._on_snapshot(snapshot)
+
+            # A weak reference, so a router nobody closed does not live (and compile)
+            # for as long as the registry does.
+            self._finalizer = weakref.finalize(self, subscribe(on_snapshot))
+
+    @property
+    def policy(self) -> Policy:
+        """The chat policy."""
+        return self.policies["chat"]
+
+    def _on_snapshot(self, snapshot: Snapshot) -> None:
+        with self._lock:
+            purposes = set(self._compiled) | {"chat"}
+            for purpose in sorted(purposes):
+                self._compile_locked(snapshot, purpose)
+
+    def _compile_locked(self, snapshot: Snapshot, purpose: str) -> CompiledPolicy:
+        current = self._compiled.get(purpose)
+        if current is not None and current.version == snapshot.version:
+            return current
+        compiled = compile_policy(
+            self.policies[purpose], snapshot, purpose=purpose, previous=current
+        )
+        self._compiled = {**self._compiled, purpose: compiled}
+        return compiled
+
+    def _compiled_for(self, snapshot: Snapshot, purpose: str) -> CompiledPolicy:
+        with self._lock:
+            return self._compile_locked(snapshot, purpose)
+
+    def _context(self, to: str | Iterable[str] | None, purpose: str) -> PickContext:
+        if to is None:
+            ctx = _NO_RECIPIENT.get(purpose)
+            if ctx is not None:
+                return ctx
+        return make_context(to, purpose)
+
+    def _pick(self, snapshot: Snapshot, ctx: PickContext) -> Pick:
+        compiled = self._compiled.get(ctx.purpose)
+        if compiled is None or compiled.version != snapshot.version:
+            compiled = self._compiled_for(snapshot, ctx.purpose)
+        pick = compiled.pick(ctx)
+        # %s formatting: the explanation is rendered only if DEBUG is on.
+        logger.debug("pick for %s: %s", ctx.purpose, pick.explanation)
+        return pick
+
+    def _pinnables(self) -> list[Pinnable]:
+        found: dict[int, Pinnable] = {}
+        for policy in self.policies.values():
+            if isinstance(policy.selector, Pinnable):
+                found[id(policy.selector)] = policy.selector
+        return list(found.values())
+
+    def forget(self, to: str | Iterable[str]) -> bool:
+        """Forget the line remembered for the conversation with ``to``.
+
+        Its next pick hashes afresh (usually to the same line, unless the pool
+        changed). True if any sticky policy remembered a line for it.
+        """
+        key = _key_of(to)
+        results = [selector.forget(key) for selector in self._pinnables()]
+        return any(results)
+
+    def _pin(self, snapshot: Snapshot, to: str | Iterable[str], line: str | PhoneNumber) -> str:
+        key = _key_of(to)
+        wanted = line.id if isinstance(line, PhoneNumber) else line
+        number = snapshot.get(wanted)
+        if number is None:
+            msg = f"cannot pin to {wanted!r}: no such line id or number in the current snapshot"
+            raise ValueError(msg)
+        pinnables = self._pinnables()
+        if not pinnables:
+            msg = f"no sticky policy to pin with; policies: {self.policy.name!r}"
+            raise ValueError(msg)
+        for selector in pinnables:
+            selector.pin(key, number.id)
+        return number.id
+
+    def close(self) -> None:
+        """Stop listening to the registry (the registry itself stays open)."""
+        if self._finalizer is not None:
+            self._finalizer()  # runs the unsubscribe at most once, even if called again
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} policy={self.policy.name!r}>"
+
+
+class Router(_RouterCore):
+    """Chooses the ``from`` line for outbound Linq messages.
+
+    ``policy`` is a ``Policy``, a spec string or a selector (default
+    ``"skip-critical | reputation-weighted"``); ``policies`` gives a purpose its own
+    one (``{"voice_memo": ...}``). Without one, voice memos use the chat policy plus
+    ``prefer-imessage``: an RCS line only when no iMessage-capable line is eligible.
+    A spec that is wrong raises ``PolicySpecError`` (a ``ValueError``) here.
+
+    >>> router = Router(registry)  # doctest: +SKIP
+    >>> router.pick("+12025550123").phone_number  # doctest: +SKIP
+    '+12025551234'
+
+    Sticky conversations can be changed: ``forget(to)`` drops the remembered line,
+    ``pin(to, line)`` sets it (see ``linq_router.state`` for where it is kept).
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        registry: SnapshotSource,
+        policy: PolicyLike | None = None,
+        policies: Mapping[str, PolicyLike] | None = None,
+    ) -> None:
+        super().__init__(registry, policy, policies)
+        self.registry = registry
+
+    def pick(self, to: str | Iterable[str] | None = None, *, purpose: str = "chat") -> Pick:
+        """Choose a line for a message to ``to`` (a handle, several, or None).
+
+        ``purpose`` is ``"chat"`` or ``"voice_memo"``. Raises ``ValueError`` for a bad
+        recipient or purpose and ``NoEligibleNumberError`` when no line may be used.
+        """
+        ctx = self._context(to, purpose)
+        return self._pick(self.registry.snapshot(), ctx)
+
+    def pin(self, to: str | Iterable[str], line: str | PhoneNumber) -> str:
+        """Make ``line`` (id, number or ``PhoneNumber``) the conversation's line; its id.
+
+        It stays that line for as long as it is eligible, like any sticky assignment.
+        """
+        return self._pin(self.registry.snapshot(), to, line)
+
+    def __enter__(self) -> Router:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncRouter(_RouterCore):
+    """The asyncio twin of ``Router``: ``await router.pick(...)``; same arguments.
+
+    Only reading the snapshot is awaited; compiling and picking are shared with
+    ``Router``, and many concurrent tasks share one registry refresh.
+
+    .. versionadded:: 0.1
+    """
+
+    def __init__(
+        self,
+        registry: AsyncSnapshotSource,
+        policy: PolicyLike | None = None,
+        policies: Mapping[str, PolicyLike] | None = None,
+    ) -> None:
+        super().__init__(registry, policy, policies)
+        self.registry = registry
+
+    async def pick(self, to: str | Iterable[str] | None = None, *, purpose: str = "chat") -> Pick:
+        """Choose a line for a message to ``to``; see ``Router.pick``."""
+        ctx = self._context(to, purpose)
+        return self._pick(await self.registry.snapshot(), ctx)
+
+    async def pin(self, to: str | Iterable[str], line: str | PhoneNumber) -> str:
+        """Make ``line`` the conversation's line; see ``Router.pin``."""
+        return self._pin(await self.registry.snapshot(), to, line)
+
+    async def __aenter__(self) -> AsyncRouter:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
