@@ -15,7 +15,8 @@ from typing import Any
 import griffe
 
 _VERSION_NOTE = re.compile(
-    r"^(?P<indent>[ \t]*)\.\. (?P<kind>versionadded|versionchanged|deprecated)::[ \t]*(?P<version>\S+)[ \t]*$",
+    r"^(?P<indent>[ \t]*)\.\. (?P<kind>versionadded|versionchanged|deprecated)::"
+    r"[ \t]*(?P<version>\S+)[ \t]*$",
     re.MULTILINE,
 )
 _LITERAL_INTRO = re.compile(r"(?<=\S)::[ \t]*$", re.MULTILINE)
@@ -28,9 +29,7 @@ _WORDS = {
 
 def rewrite(text: str) -> str:
     """``text`` with version notes and ``::`` literal-block intros made Markdown."""
-    text = _VERSION_NOTE.sub(
-        lambda m: f"{m['indent']}*{_WORDS[m['kind']]} {m['version']}.*", text
-    )
+    text = _VERSION_NOTE.sub(lambda m: f"{m['indent']}*{_WORDS[m['kind']]} {m['version']}.*", text)
     return _LITERAL_INTRO.sub(":", text)
 
 
