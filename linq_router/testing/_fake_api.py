@@ -208,6 +208,10 @@ class FakeLinqServer:
         with self._cond:
             self._shape = value
 
+    def set_shape(self, shape: Shape) -> None:
+        """Same as assigning ``.shape``."""
+        self.shape = shape
+
     @property
     def numbers(self) -> list[dict[str, Any]]:
         """The current lines, each as the list endpoint would serve it now."""

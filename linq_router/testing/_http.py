@@ -100,6 +100,9 @@ class StoppableHTTPServer(ThreadingHTTPServer):
 
     daemon_threads = True
     block_on_close = False
+    # socketserver's default backlog of 5 drops SYNs when a test opens many connections
+    # at once, and the client's retransmit adds a full second.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], dispatch: Dispatch) -> None:
         self.dispatch = dispatch

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from linq_router._models import PhoneNumber, Reputation
+from linq_router._models import LineStatus, LineType, PhoneNumber, Reputation
 from linq_router._parsing import parse_phone_number_list
 from linq_router.testing import (
     FAULT_KINDS,
@@ -413,6 +413,9 @@ def test_shape_changes_at_run_time(fake: FakeLinqServer, client: httpx.Client) -
     assert fake.shape == "health_status"
     with pytest.raises(ValueError, match="shape"):
         fake.shape = "v2"  # type: ignore[assignment]
+    fake.set_shape("both")
+    entry = client.get("/v3/phone_numbers").json()["phone_numbers"][0]
+    assert entry["reputation"]["status"] == entry["health_status"]["status"] == "HEALTHY"
 
 
 # -- the pool at run time --------------------------------------------------------------
@@ -525,6 +528,11 @@ def test_set_numbers_accepts_strings_mappings_and_models(
 
 def test_phone_numbers_round_trip_through_the_parser() -> None:
     """PhoneNumber objects served by the fake parse back to equal objects."""
+    variants: list[tuple[Reputation, LineType | None, LineStatus | None, str | None]] = [
+        (Reputation.HEALTHY, "iMessage", "ACTIVE", None),
+        (Reputation.AT_RISK, "RCS", None, "+12025550199"),
+        (Reputation.CRITICAL, None, "FLAGGED", None),
+    ]
     originals = [
         PhoneNumber(
             id=f"id-{i}",
@@ -536,13 +544,7 @@ def test_phone_numbers_round_trip_through_the_parser() -> None:
             forwarding_number=fwd,
             reputation_raw=rep.value,
         )
-        for i, (rep, line_type, status, fwd) in enumerate(
-            [
-                (Reputation.HEALTHY, "iMessage", "ACTIVE", None),
-                (Reputation.AT_RISK, "RCS", None, "+12025550199"),
-                (Reputation.CRITICAL, None, "FLAGGED", None),
-            ]
-        )
+        for i, (rep, line_type, status, fwd) in enumerate(variants)
     ]
     with FakeLinqServer(originals) as server:
         body = PLAIN.get(

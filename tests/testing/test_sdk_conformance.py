@@ -162,8 +162,8 @@ def test_update_unknown_id_raises_not_found(fake: FakeLinqServer) -> None:
 
 
 def test_sdk_retries_a_3006_when_allowed(fake: FakeLinqServer) -> None:
-    """With retries on, the SDK gets past one 3006 (Retry-After 0 keeps it fast)."""
-    fake.fail_next("3006", retry_after=0)
+    """With retries on, the SDK gets past one 3006, waiting the Retry-After it was given."""
+    fake.fail_next("3006", retry_after=0.01)
     with LinqAPIV3(
         api_key=fake.api_key, base_url=fake.base_url, max_retries=1, timeout=5.0
     ) as client:
