@@ -92,27 +92,30 @@ class Rotation:
         ints = integer_weights(weights)
         span = 2 * math.lcm(*ints)
         strides = [span // w for w in ints]
-        carried: dict[str, tuple[int, int]] = {}
+        carried: dict[str, tuple[int, int, int]] = {}
         if previous is not None:
             self._next = previous._next
             carried = previous._phases_now()
         else:
             self._next = _counter()
-        events: list[tuple[int, int]] = []
+        # Sort key: time, then (for ties) the order the old schedule had, then position,
+        # so a reordered snapshot of the same lines continues exactly as before.
+        events: list[tuple[int, int, int]] = []
+        unseen = len(carried)
         for position, (key, weight, stride) in enumerate(zip(keys, ints, strides, strict=True)):
             phase = carried.get(key)
             if phase is None:
-                offset = stride // 2
+                offset, rank = stride // 2, unseen + position
             elif phase[1] == stride:
-                offset = phase[0]
+                offset, rank = phase[0], phase[2]
             else:
-                offset = phase[0] * stride // phase[1]
-            events.extend((offset + m * stride, position) for m in range(weight))
+                offset, rank = phase[0] * stride // phase[1], phase[2]
+            events.extend((offset + m * stride, rank, position) for m in range(weight))
         events.sort()
-        self._times = [t for t, _ in events]
-        self._ids = [keys[p] for _, p in events]
+        self._times = [t for t, _, _ in events]
+        self._ids = [keys[p] for _, _, p in events]
         self._strides = dict(zip(keys, strides, strict=True))
-        self._schedule = tuple(picks[p] for _, p in events)
+        self._schedule = tuple(picks[p] for _, _, p in events)
         self._cycle = len(self._schedule)
         self._span = span
         # Consume one tick to learn where the shared counter stands; nobody uses it.
@@ -122,19 +125,19 @@ class Rotation:
         """The next line of the rotation."""
         return self._schedule[(self._next() - self._base) % self._cycle]
 
-    def _phases_now(self) -> dict[str, tuple[int, int]]:
-        """Each line's (distance to its next event, stride) at the current position."""
+    def _phases_now(self) -> dict[str, tuple[int, int, int]]:
+        """Each line's (distance to its next event, stride, order) at the current position."""
         position = (self._next() - self._base) % self._cycle
         now = self._times[position]
-        phases: dict[str, tuple[int, int]] = {}
+        phases: dict[str, tuple[int, int, int]] = {}
         for j in range(position, self._cycle):
             key = self._ids[j]
             if key not in phases:
-                phases[key] = (self._times[j] - now, self._strides[key])
+                phases[key] = (self._times[j] - now, self._strides[key], len(phases))
         for j in range(position):
             key = self._ids[j]
             if key not in phases:
-                phases[key] = (self._times[j] + self._span - now, self._strides[key])
+                phases[key] = (self._times[j] + self._span - now, self._strides[key], len(phases))
         return phases
 
     @property
