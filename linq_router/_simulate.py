@@ -30,7 +30,7 @@ from ._errors import NoEligibleNumberError
 from ._models import PhoneNumber, Reputation, Snapshot
 from ._pick import Pick
 from ._registry import Registry
-from .testing import FakeClock, FakeLinqServer
+from .testing import FakeClock, FakeLinqServer, sample_pool
 
 __all__ = [
     "TICKS",
@@ -42,6 +42,7 @@ __all__ = [
     "Workload",
     "demo_events",
     "make_workload",
+    "run_specs",
     "run_workload",
     "summarize",
 ]
@@ -102,24 +103,36 @@ def demo_events(rng: random.Random, ticks: int = TICKS) -> tuple[PoolEvent, ...]
         sorted(
             (
                 PoolEvent(
-                    at(0.15), "reputation", "+12025550101 drops to CRITICAL",
-                    "+12025550101", "CRITICAL",
+                    at(0.15),
+                    "reputation",
+                    "+12025550101 drops to CRITICAL",
+                    "+12025550101",
+                    "CRITICAL",
                 ),
                 PoolEvent(at(0.30), "3006", "API answers 3006 twice (retried)", times=2),
                 PoolEvent(
-                    at(0.42), "reputation", "+13055550109 recovers to HEALTHY",
-                    "+13055550109", "HEALTHY",
+                    at(0.42),
+                    "reputation",
+                    "+13055550109 recovers to HEALTHY",
+                    "+13055550109",
+                    "HEALTHY",
                 ),
                 PoolEvent(
-                    at(0.55), "reputation", "+13125550105 drops to CRITICAL",
-                    "+13125550105", "CRITICAL",
+                    at(0.55),
+                    "reputation",
+                    "+13125550105 drops to CRITICAL",
+                    "+13125550105",
+                    "CRITICAL",
                 ),
                 PoolEvent(
                     at(0.65), "3006", "API answers 3006 three times (a refresh fails)", times=3
                 ),
                 PoolEvent(
-                    at(0.78), "reputation", "+12025550101 recovers to AT_RISK",
-                    "+12025550101", "AT_RISK",
+                    at(0.78),
+                    "reputation",
+                    "+12025550101 recovers to AT_RISK",
+                    "+12025550101",
+                    "AT_RISK",
                 ),
                 PoolEvent(
                     at(0.88), "status", "+15125550110 is ACTIVE again", "+15125550110", "ACTIVE"
@@ -127,7 +140,7 @@ def demo_events(rng: random.Random, ticks: int = TICKS) -> tuple[PoolEvent, ...]
             ),
             key=lambda e: e.tick,
         )
-    )  # fmt: skip
+    )
 
 
 _AREA_CODES = (202, 212, 305, 312, 415, 512, 617, 713, 206, 310)
@@ -442,3 +455,41 @@ def run_workload(
         elapsed=elapsed,
         counters=(calls, retries, registry.refreshes, registry.failures),
     )
+
+
+def run_specs(
+    specs: Sequence[str],
+    workload: Workload,
+    *,
+    demo: bool,
+    workers: int = 4,
+    make_picker: PickerFactory = router_picker,
+    progress: ProgressFn | None = None,
+) -> list[RunResult]:
+    """Run each spec on ``workload``: with ``demo``, each on a fresh demo pool.
+
+    A fresh ``FakeLinqServer(sample_pool())`` per spec means every spec starts from
+    the same pool and meets the same events at the same sends. Without ``demo`` the
+    client reads ``LINQ_API_V3_API_KEY`` / ``LINQ_API_V3_BASE_URL`` and the pool is
+    left alone.
+    """
+    results = []
+    for spec in specs:
+        if demo:
+            with FakeLinqServer(sample_pool()) as server:
+                result = run_workload(
+                    spec,
+                    workload,
+                    base_url=server.base_url,
+                    api_key=server.api_key,
+                    server=server,
+                    workers=workers,
+                    make_picker=make_picker,
+                    progress=progress,
+                )
+        else:
+            result = run_workload(
+                spec, workload, workers=workers, make_picker=make_picker, progress=progress
+            )
+        results.append(result)
+    return results

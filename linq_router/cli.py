@@ -160,3 +160,129 @@ def numbers(demo: bool, as_json: bool) -> None:
         )
     console.print(table)
     console.print(reputation_summary(lines))
+
+
+# -- simulate -------------------------------------------------------------------------
+
+
+def _checked_specs(specs: tuple[str, ...], param: str) -> list[str]:
+    """Each spec parsed once up front, so a typo is a usage error before anything runs."""
+    from .policies import PolicySpecError, as_policy, available_policies  # noqa: PLC0415
+
+    for spec in specs:
+        try:
+            as_policy(spec)
+        except PolicySpecError as exc:
+            msg = str(exc)
+            if "known" not in msg:
+                msg += f" (known names: {', '.join(available_policies())})"
+            raise click.BadParameter(msg, param_hint=param) from exc
+    return list(specs)
+
+
+@contextlib.contextmanager
+def _quiet_library_logs() -> Iterator[None]:
+    # The run injects 3006s on purpose; the report counts them, so their warnings
+    # would only scroll the progress bar away.
+    import logging  # noqa: PLC0415
+
+    logger = logging.getLogger("linq_router")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+@main.command()
+@demo_option
+@click.option("--policy", "policy", metavar="SPEC", help="The policy spec to run.")
+@click.option(
+    "--compare",
+    is_flag=True,
+    help="Run every SPEC given as an argument on the same workload, side by side.",
+)
+@click.argument("specs", nargs=-1, metavar="[SPEC]...")
+@click.option(
+    "--sends",
+    type=click.IntRange(min=1),
+    default=200_000,
+    show_default=True,
+    help="How many picks to make.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=4,
+    show_default=True,
+    help="Threads picking at once.",
+)
+@click.option("--seed", type=int, default=1, show_default=True, help="Makes the run reproducible.")
+@click.option(
+    "--report",
+    type=click.Path(dir_okay=False, writable=True),
+    metavar="FILE.html",
+    help="Also write the results as a self-contained HTML page with charts.",
+)
+@api_errors
+def simulate(
+    demo: bool,
+    policy: str | None,
+    compare: bool,
+    specs: tuple[str, ...],
+    sends: int,
+    workers: int,
+    seed: int,
+    report: str | None,
+) -> None:
+    """Run a workload of picks through a policy and report what happened.
+
+    Without an API key (or with --demo) it runs on the embedded fake Linq API, whose
+    sample pool changes during the run: a line drops to CRITICAL, one recovers, the
+    API answers some 3006 errors. Example:
+
+      linq-router simulate --compare "round-robin" "skip-critical | sticky"
+    """
+    from . import _sim_report, _simulate  # noqa: PLC0415 - only this command needs them
+    from .policies import DEFAULT_POLICY  # noqa: PLC0415
+
+    if compare and policy is not None:
+        raise click.UsageError("give either --policy SPEC or --compare SPEC SPEC ..., not both")
+    if specs and not compare:
+        raise click.UsageError(f"unexpected argument {specs[0]!r}; did you mean --compare?")
+    if compare and not specs:
+        raise click.UsageError("--compare needs at least one SPEC, e.g. --compare round-robin")
+    chosen = _checked_specs(
+        specs if compare else (policy or DEFAULT_POLICY,), "--compare" if compare else "--policy"
+    )
+    demo = demo or not os.environ.get(API_KEY_ENV)
+    workload = _simulate.make_workload(sends, seed, events=demo)
+    console = make_console()
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(_quiet_library_logs())
+        advance = None
+        if console.is_terminal:
+            from rich.progress import Progress  # noqa: PLC0415
+
+            bar = stack.enter_context(Progress(console=console, transient=True))
+            task = bar.add_task("simulating", total=sends * len(chosen))
+
+            def advance(n: int) -> None:
+                bar.advance(task, n)
+
+        results = _simulate.run_specs(
+            chosen, workload, demo=demo, workers=workers, progress=advance
+        )
+    if len(results) == 1:
+        console.print(_sim_report.render_run(results[0], demo=demo))
+    else:
+        console.print(_sim_report.render_compare(results, demo=demo))
+    if not demo:
+        console.print("(real API: the pool was read, not changed; no events were injected)")
+    if report is not None:
+        from ._html_report import render_html  # noqa: PLC0415
+
+        with open(report, "w", encoding="utf-8") as out:
+            out.write(render_html(results, demo=demo))
+        console.print(f"HTML report written to {report}")

@@ -1,0 +1,230 @@
+"""``linq-router simulate``'s terminal report: rich tables of one run or several side by side.
+
+Everything here reads ``RunResult`` values and builds rich renderables; printing is
+the caller's. The HTML report (``_html_report``) shows the same figures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from ._models import Reputation
+from ._simulate import TICK_SECONDS, LineHistory, RunResult
+
+__all__ = [
+    "REPUTATION_COLOR",
+    "critical_verdict",
+    "render_compare",
+    "render_run",
+    "sticky_verdict",
+    "timeline_cells",
+]
+
+REPUTATION_COLOR = {
+    Reputation.HEALTHY: "green",
+    Reputation.AT_RISK: "yellow",
+    Reputation.CRITICAL: "red",
+    Reputation.UNKNOWN: "magenta",
+}
+_TIMELINE_WIDTH = 30
+_BAR_WIDTH = 24
+
+
+def timeline_cells(
+    history: LineHistory, width: int = _TIMELINE_WIDTH
+) -> list[tuple[Reputation | None, bool]]:
+    """The line's reputation over the run in ``width`` cells: (worst reputation, flagged).
+
+    Each cell covers a run of ticks and shows the worst standing seen in it, so a
+    short drop to CRITICAL is never averaged away.
+    """
+    ticks = len(history.reputations)
+    cells = []
+    for k in range(min(width, ticks)):
+        lo, hi = k * ticks // width, max((k + 1) * ticks // width, k * ticks // width + 1)
+        seen = [r for r in history.reputations[lo:hi] if r is not None]
+        worst = max(seen, key=lambda r: r.rank) if seen else None
+        cells.append((worst, any(history.flagged[lo:hi])))
+    return cells
+
+
+def _timeline(history: LineHistory) -> Text:
+    text = Text()
+    for reputation, flagged in timeline_cells(history):
+        if reputation is None:
+            text.append(" ")
+        else:
+            text.append("▒" if flagged else "█", style=REPUTATION_COLOR[reputation])
+    return text
+
+
+def _bar(share: float, peak: float, width: int = _BAR_WIDTH) -> Text:
+    filled = round(width * share / peak) if peak > 0 else 0
+    return Text("█" * filled, style="cyan")
+
+
+def _pct(part: float, whole: float) -> str:
+    return f"{100 * part / whole:.1f}%" if whole else "-"
+
+
+def _reputation_share(result: RunResult) -> Text:
+    text = Text()
+    for reputation in Reputation:
+        count = result.by_reputation.get(reputation.value, 0)
+        if count or reputation is not Reputation.UNKNOWN:
+            if text:
+                text.append("  ")
+            text.append(reputation.value, style=REPUTATION_COLOR[reputation])
+            text.append(f" {_pct(count, result.sends)}")
+    if result.no_eligible:
+        text.append(f"  no eligible line {_pct(result.no_eligible, result.sends)}")
+    return text
+
+
+def _legend() -> Text:
+    text = Text("reputation over time (each cell a stretch of the run, worst shown): ")
+    for reputation in (Reputation.HEALTHY, Reputation.AT_RISK, Reputation.CRITICAL):
+        text.append("█", style=REPUTATION_COLOR[reputation])
+        text.append(f" {reputation.value}  ")
+    text.append("▒ FLAGGED")
+    return text
+
+
+def _lines_table(results: Sequence[RunResult], title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("line", no_wrap=True)
+    table.add_column("type", no_wrap=True)
+    table.add_column("reputation over time", no_wrap=True)
+    single = len(results) == 1
+    for result in results:
+        label = "picks" if single else result.spec
+        table.add_column(label, justify="right", no_wrap=single)
+        if single:
+            table.add_column("share", justify="right", no_wrap=True)
+            table.add_column("", no_wrap=True)
+    peak = max((r.share(h.id) for r in results for h in r.lines), default=0.0)
+    for history in results[0].lines:
+        row: list[RenderableType] = [
+            history.phone_number,
+            history.line_type or "-",
+            _timeline(history),
+        ]
+        for result in results:
+            share = result.share(history.id)
+            if single:
+                row += [f"{result.picks.get(history.id, 0):,}", f"{100 * share:.1f}%"]
+                row.append(_bar(share, peak))
+            else:
+                row.append(Text.assemble(_bar(share, peak, 10), f" {100 * share:5.1f}%"))
+        table.add_row(*row)
+    return table
+
+
+def critical_verdict(result: RunResult) -> Text:
+    """'picks to a CRITICAL line: 0 (expected: none)', red with examples when not zero."""
+    if not result.to_critical:
+        return Text.assemble("picks to a CRITICAL line: ", ("0", "bold green"), " (expected: none)")
+    text = Text.assemble(
+        "picks to a CRITICAL line: ",
+        (f"{result.to_critical:,} ({_pct(result.to_critical, result.sends)})", "bold red"),
+        " (expected: none), e.g. ",
+    )
+    text.append(
+        ", ".join(f"send #{i} to {to} from {line}" for i, to, line in result.critical_examples[:2])
+    )
+    return text
+
+
+def sticky_verdict(result: RunResult) -> str:
+    """How often returning recipients stayed on their previous line."""
+    rate = result.stay_rate
+    if rate is None:
+        return "returning recipients: none in this workload"
+    return (
+        f"returning recipients kept their previous line: {100 * rate:.1f}% "
+        f"of {result.returning:,} returning sends"
+    )
+
+
+def _summary_rows(result: RunResult) -> list[tuple[str, RenderableType]]:
+    factor = result.naive_api_calls / result.api_calls if result.api_calls else float("inf")
+    return [
+        ("sends", f"{result.sends:,} from {result.workers} threads"),
+        ("picks/s", f"{result.picks_per_second:,.0f}"),
+        ("share by reputation", _reputation_share(result)),
+        (
+            "API calls",
+            f"{result.api_calls:,} list requests vs {result.naive_api_calls:,} naive "
+            f"(list before each send): {factor:,.0f}x fewer",
+        ),
+        (
+            "retries / refreshes",
+            f"{result.retries} retries, {result.refreshes} refreshes, {result.failures} failed",
+        ),
+        ("to a CRITICAL line", critical_verdict(result)),
+        ("to a FLAGGED line", f"{result.to_flagged:,}"),
+        ("sticky", sticky_verdict(result)),
+    ]
+
+
+def _events(result: RunResult) -> Text:
+    text = Text("pool events: ")
+    text.append(
+        "; ".join(f"t={e.tick * TICK_SECONDS:.0f}s {e.label}" for e in result.events) or "none"
+    )
+    return text
+
+
+def render_run(result: RunResult, *, demo: bool = True) -> RenderableType:
+    """The report of one run: the per-line table, then the figures."""
+    title = f"simulate: {result.spec!r}, seed {result.seed}" + (" (demo pool)" if demo else "")
+    summary = Table.grid(padding=(0, 2))
+    summary.add_column(style="bold")
+    summary.add_column()
+    for name, value in _summary_rows(result):
+        summary.add_row(name, value)
+    return Group(_lines_table([result], title), _legend(), _events(result), "", summary)
+
+
+def render_compare(results: Sequence[RunResult], *, demo: bool = True) -> RenderableType:
+    """Several runs of the same workload side by side, with the two verdicts."""
+    first = results[0]
+    title = (
+        f"simulate --compare: {first.sends:,} sends, seed {first.seed}"
+        + (" (demo pool)" if demo else "")
+        + ": share of picks per line"
+    )
+    figures = Table(title="side by side", title_justify="left")
+    figures.add_column("", style="bold", no_wrap=True)
+    for result in results:
+        figures.add_column(result.spec)
+    rows = [_summary_rows(r) for r in results]
+    for k, (name, _value) in enumerate(rows[0]):
+        if name == "sends":
+            continue
+        figures.add_row(name, *(row[k][1] for row in rows))
+    verdicts = Text()
+    clean = [r.spec for r in results if r.to_critical == 0]
+    dirty = [r.spec for r in results if r.to_critical]
+    verdicts.append("CRITICAL lines at zero picks: ")
+    verdicts.append(", ".join(clean) or "none", style="green")
+    if dirty:
+        verdicts.append("; not: ")
+        verdicts.append(", ".join(dirty), style="red")
+    for result in results:
+        if "sticky" in result.spec and result.stay_rate is not None:
+            others = [r for r in results if r is not result and r.stay_rate is not None]
+            verdicts.append(
+                f"\nsticky keeps returning recipients on one line: {result.spec!r} "
+                f"{100 * result.stay_rate:.1f}%"
+            )
+            if others:
+                verdicts.append(
+                    " vs "
+                    + ", ".join(f"{r.spec!r} {100 * (r.stay_rate or 0):.1f}%" for r in others)
+                )
+    return Group(_lines_table(results, title), _legend(), _events(first), "", figures, verdicts)
