@@ -1,7 +1,8 @@
 """Smooth weighted rotation with O(1) picks: the engine behind round-robin and weighting.
 
 Each line with integer weight ``w`` has ``w`` events per cycle, evenly spaced by its
-stride ``2S / w`` over a cycle of length ``2S`` (``S`` the lcm of the weights). One
+stride ``span / w`` over a cycle of length ``span`` (a multiple of the weights' lcm),
+and lines of equal weight start staggered across their stride. One
 cycle's events, sorted by time, is the schedule; a pick is ``schedule[i % W]`` for a
 shared atomic counter ``i``. Over every whole cycle each line gets exactly ``w`` of
 ``W = sum(w)`` picks, and a line's picks are spread a stride apart, never bunched (the
@@ -9,7 +10,7 @@ same interleaving nginx's smooth weighted round robin produces).
 
 Across snapshots the schedule is rebuilt from where the old one stood: for each line
 that remains, the distance to its next event carries over (rescaled if its weight
-changed); a new line starts half a stride out. So a refresh, even one after every
+changed); new lines are staggered across their stride. So a refresh, even one after every
 pick, neither restarts the rotation at the heaviest or first line nor starves anyone
 (Envoy's EDF scheduler once restarted on every host update and starved light hosts).
 """
@@ -17,6 +18,7 @@ pick, neither restarts the rotation at the heaviest or first line nor starves an
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 import math
 import sys
 import threading
@@ -90,7 +92,8 @@ class Rotation:
         previous: Rotation | None = None,
     ) -> None:
         ints = integer_weights(weights)
-        span = 2 * math.lcm(*ints)
+        # The factor len(keys) leaves room to stagger lines of equal weight (below).
+        span = 2 * math.lcm(*ints) * len(keys)
         strides = [span // w for w in ints]
         carried: dict[str, tuple[int, int, int]] = {}
         if previous is not None:
@@ -102,10 +105,17 @@ class Rotation:
         # so a reordered snapshot of the same lines continues exactly as before.
         events: list[tuple[int, int, int]] = []
         unseen = len(carried)
+        # New lines of equal weight are staggered evenly across their stride; starting
+        # them all at one phase would bunch them (20 light lines in a row, then the
+        # heavy line twice in a row).
+        fresh = Counter(w for key, w in zip(keys, ints, strict=True) if key not in carried)
+        nth: Counter[int] = Counter()
         for position, (key, weight, stride) in enumerate(zip(keys, ints, strides, strict=True)):
             phase = carried.get(key)
             if phase is None:
-                offset, rank = stride // 2, unseen + position
+                offset = (2 * nth[weight] + 1) * stride // (2 * fresh[weight])
+                nth[weight] += 1
+                rank = unseen + position
             elif phase[1] == stride:
                 offset, rank = phase[0], phase[2]
             else:
