@@ -26,7 +26,6 @@ REPUTATION_HEX = {
 BAR_COLOR = "#1f77b4"
 """The colour of the share-of-picks bars."""
 _ABSENT = "#dddddd"
-_FLAGGED_STROKE = "#333333"
 
 _CSS = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #222; }
@@ -99,11 +98,11 @@ def _strip(history: LineHistory, x0: float, y: float, width: float, height: floa
         zip(history.reputations, history.flagged, strict=True)
     ):
         colour = _ABSENT if reputation is None else REPUTATION_HEX[reputation]
-        # Flagged stretches get a dark outline on top of the reputation colour.
-        stroke = f' stroke="{_FLAGGED_STROKE}" stroke-width="1"' if flagged else ""
+        # Flagged stretches keep their reputation colour, faded: paused, not gone.
+        fade = ' fill-opacity="0.35"' if flagged else ""
         rects.append(
             f'<rect x="{x0 + t * cell:.2f}" y="{y}" width="{cell + 0.3:.2f}" '
-            f'height="{height}" fill="{colour}"{stroke}/>'
+            f'height="{height}" fill="{colour}"{fade}/>'
         )
     return "".join(rects)
 
@@ -183,7 +182,7 @@ def _legend() -> str:
     return (
         f'<p class="legend">{items}<span style="background:{_ABSENT}"></span>not in pool'
         f'<span style="background:{BAR_COLOR}"></span>share of picks '
-        "(outlined cells: FLAGGED)</p>"
+        "(faded cells: FLAGGED)</p>"
     )
 
 
@@ -205,7 +204,7 @@ def render_html(results: Sequence[RunResult], *, demo: bool = True) -> str:
         f"<h1>{_e(title)}</h1>"
         f"<p>{first.sends:,} sends per policy, seed {first.seed}, on {pool}.</p>"
         f"{_figures(results)}"
-        f"<h2>Pool events</h2><ul>{events or '<li>none</li>'}</ul>"
         f"{_legend()}{sections}"
+        f"<h2>Pool events</h2><ul>{events or '<li>none</li>'}</ul>"
         f"<script>{_SCRIPT}</script></body></html>\n"
     )

@@ -1,0 +1,277 @@
+"""`linq-router simulate`: the seeded workload, the run over the changing demo pool, the CLI."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from linq_router import API_KEY_ENV, BASE_URL_ENV, Reputation
+from linq_router._simulate import (
+    TICKS,
+    _Trace,
+    make_workload,
+    run_specs,
+    run_workload,
+    summarize,
+)
+from linq_router.cli import main
+from linq_router.testing import FakeLinqServer, sample_pool
+
+COMPARE = ["round-robin", "skip-critical | reputation-weighted", "skip-critical | sticky"]
+
+
+@pytest.fixture(autouse=True)
+def _no_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each test says whether it has a key; none inherits one from the environment.
+    monkeypatch.delenv(API_KEY_ENV, raising=False)
+    monkeypatch.delenv(BASE_URL_ENV, raising=False)
+
+
+# -- the workload ---------------------------------------------------------------------
+
+
+def test_workload_is_reproducible_from_its_seed() -> None:
+    """The same seed gives the same recipients and events; another seed does not."""
+    a, b, c = make_workload(3000, 7), make_workload(3000, 7), make_workload(3000, 8)
+    assert a == b
+    assert a.recipients != c.recipients
+
+
+def test_workload_mixes_new_and_returning_numbers_and_emails() -> None:
+    """Recipients are E.164 numbers and some emails; most sends go to someone seen before."""
+    workload = make_workload(5000, 1)
+    recipients = workload.recipients
+    emails = [r for r in recipients if "@" in r]
+    numbers = [r for r in recipients if r.startswith("+")]
+    assert len(emails) + len(numbers) == len(recipients)
+    assert emails
+    assert all(re.fullmatch(r"\+1\d{10}", n) for n in numbers)
+    returning = len(recipients) - len(set(recipients))
+    assert 0.4 < returning / len(recipients) < 0.8
+
+
+def test_ticks_cover_every_send_once() -> None:
+    """The ticks' send ranges are contiguous and cover the whole workload."""
+    workload = make_workload(1001, 3)
+    covered = [i for t in range(TICKS) for i in range(*workload.bounds(t))]
+    assert covered == list(range(1001))
+
+
+def test_events_drop_recover_and_fail() -> None:
+    """The demo script drops a line to CRITICAL, recovers one, and injects 3006s."""
+    events = make_workload(100, 1).events
+    kinds = {(e.kind, e.value) for e in events}
+    assert ("reputation", "CRITICAL") in kinds
+    assert ("reputation", "HEALTHY") in kinds
+    assert any(e.kind == "3006" for e in events)
+    assert [e.tick for e in events] == sorted(e.tick for e in events)
+    assert make_workload(100, 1, events=False).events == ()
+
+
+# -- summarizing ----------------------------------------------------------------------
+
+
+def test_summary_counts_returning_recipients_who_stayed() -> None:
+    """A returning send 'stayed' when it got the same line as that recipient's last one."""
+    workload = make_workload(6, 1, ticks=1, events=False)
+    workload = type(workload)(1, ("a@x.io", "b@x.io", "a@x.io", "a@x.io", "b@x.io", "c@x.io"), ())
+    h, c = Reputation.HEALTHY, Reputation.CRITICAL
+    trace = _Trace(
+        line=["L1", "L2", "L1", "L2", None, "L3"],
+        reputation=[h, h, h, c, None, h],
+        flagged=[False] * 6,
+    )
+    result = summarize("x", workload, trace, workers=1, elapsed=1.0, counters=(2, 0, 2, 0))
+    assert (result.returning, result.stayed) == (2, 1)
+    assert result.to_critical == 1
+    assert result.critical_examples == ((3, "a@x.io", "L2"),)
+    assert result.no_eligible == 1
+    assert result.picks == {"L1": 2, "L2": 2, "L3": 1}
+    assert result.naive_api_calls == 6
+
+
+# -- running --------------------------------------------------------------------------
+
+
+def test_run_refreshes_during_the_run_and_sees_the_changes() -> None:
+    """The registry refreshes as simulated time passes, retries 3006s and sees the drop."""
+    workload = make_workload(3000, 2)
+    with FakeLinqServer(sample_pool()) as server:
+        result = run_workload(
+            "skip-critical | reputation-weighted",
+            workload,
+            base_url=server.base_url,
+            api_key=server.api_key,
+            server=server,
+            workers=3,
+        )
+        assert result.api_calls == server.count("GET /v3/phone_numbers")
+    assert result.refreshes > 10
+    assert result.retries == 4  # 2 + 2 of the 3 failed tries (the third gives up)
+    assert result.failures == 1
+    assert result.api_calls < result.naive_api_calls
+    assert result.to_critical == result.to_flagged == result.no_eligible == 0
+    dropped = next(h for h in result.lines if h.phone_number == "+12025550101")
+    assert dropped.reputations[0] is Reputation.HEALTHY
+    assert Reputation.CRITICAL in dropped.reputations
+    recovered = next(h for h in result.lines if h.phone_number == "+13055550109")
+    assert recovered.reputations[0] is Reputation.CRITICAL
+    assert recovered.reputations[-1] is Reputation.HEALTHY
+    assert result.picks.get(dropped.id, 0) > 0  # picked while healthy, skipped while not
+
+
+def test_compare_only_skip_critical_avoids_critical_and_sticky_sticks() -> None:
+    """Same seeded workload: round-robin hits CRITICAL lines, sticky keeps recipients."""
+    workload = make_workload(4000, 5)
+    rr, weighted, sticky = run_specs(COMPARE, workload, demo=True, workers=2)
+    assert rr.to_critical > 0
+    assert weighted.to_critical == sticky.to_critical == 0
+    assert sticky.stay_rate is not None
+    assert rr.stay_rate is not None
+    assert sticky.stay_rate > 0.9
+    assert rr.stay_rate < 0.3
+    assert rr.lines == weighted.lines == sticky.lines  # the same pool history for all
+
+
+def test_seeded_runs_repeat_their_figures() -> None:
+    """Two runs with the same seed pick the same lines the same number of times."""
+    figures = []
+    for _ in range(2):
+        (result,) = run_specs(["skip-critical | sticky"], make_workload(2000, 9), demo=True)
+        figures.append((result.picks, result.by_reputation, result.stayed, result.api_calls))
+    assert figures[0] == figures[1]
+
+
+# -- the command ----------------------------------------------------------------------
+
+
+def test_simulate_default_run_reports() -> None:
+    """`simulate` with no key runs the demo and ends with the report."""
+    result = CliRunner().invoke(main, ["simulate", "--sends", "3000"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "skip-critical | reputation-weighted" in out
+    assert "+12025550101" in out
+    assert "picks/s" in out
+    assert re.search(r"API calls\s+\d+ list requests vs 3,000 naive", out)
+    assert "picks to a CRITICAL line: 0 (expected: none)" in out
+    assert re.search(r"\d+ retries, \d+ refreshes, 1 failed", out)
+    assert "drops to CRITICAL" in out
+    assert "returning recipients kept their previous line" in out
+
+
+def test_simulate_compare_side_by_side() -> None:
+    """`--compare` prints the specs side by side with both verdicts."""
+    result = CliRunner().invoke(main, ["simulate", "--sends", "3000", "--compare", *COMPARE])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert (
+        "CRITICAL lines at zero picks: skip-critical | reputation-weighted, "
+        "skip-critical | sticky; not: round-robin"
+    ) in out
+    match = re.search(r"sticky keeps returning recipients on one line: .*?(\d+\.\d)%", out)
+    assert match is not None
+    assert float(match.group(1)) > 90
+
+
+def test_simulate_policy_option_and_seed() -> None:
+    """`--policy` runs that spec; the same --seed gives the same share table."""
+    args = [
+        "simulate",
+        "--sends",
+        "1500",
+        "--policy",
+        "round-robin",
+        "--seed",
+        "4",
+        "--workers",
+        "2",
+    ]
+    first = CliRunner().invoke(main, args)
+    second = CliRunner().invoke(main, args)
+    assert first.exit_code == second.exit_code == 0, first.output
+    assert "'round-robin'" in first.output
+    table = first.output.split("reputation over time (")[0]
+    assert table == second.output.split("reputation over time (")[0]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--policy", "bogus"],
+        ["--policy", "skip-critical"],
+        ["--policy", "round-robin | skip-critical"],
+        ["--compare", "round-robin", "nonsense | sticky"],
+    ],
+)
+def test_simulate_bad_spec_is_a_usage_error_listing_names(args: list[str]) -> None:
+    """A bad spec exits 2 before running, and the message lists the known policies."""
+    result = CliRunner().invoke(main, ["simulate", "--sends", "10", *args])
+    assert result.exit_code == 2, result.output
+    for name in ("round-robin", "reputation-weighted", "sticky", "skip-critical"):
+        assert name in result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--policy", "round-robin", "--compare", "sticky"],
+        ["round-robin"],
+        ["--compare"],
+        ["--sends", "0"],
+    ],
+)
+def test_simulate_usage_errors(args: list[str]) -> None:
+    """Conflicting or missing arguments exit 2."""
+    result = CliRunner().invoke(main, ["simulate", *args])
+    assert result.exit_code == 2, result.output
+
+
+def test_simulate_api_failure_exits_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a key the API refuses, simulate fails with exit code 1 and says why."""
+    with FakeLinqServer(sample_pool()) as server:
+        monkeypatch.setenv(API_KEY_ENV, "wrong-key")
+        monkeypatch.setenv(BASE_URL_ENV, server.base_url)
+        result = CliRunner().invoke(main, ["simulate", "--sends", "100"])
+    assert result.exit_code == 1, result.output
+    assert "2004" in result.output
+
+
+def test_simulate_api_down_exits_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An API that answers nothing but 3006 is an API failure (exit 1), after retries."""
+    with FakeLinqServer(sample_pool()) as server:
+        server.fail_next("3006", times=None)
+        monkeypatch.setenv(API_KEY_ENV, server.api_key)
+        monkeypatch.setenv(BASE_URL_ENV, server.base_url)
+        result = CliRunner().invoke(main, ["simulate", "--sends", "100"])
+        assert server.count("GET /v3/phone_numbers") == 3
+    assert result.exit_code == 1, result.output
+    assert "3006" in result.output
+
+
+def test_simulate_reads_the_real_api_without_changing_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With a key and no --demo, the pool is read but no events are injected."""
+    with FakeLinqServer(sample_pool()) as server:
+        monkeypatch.setenv(API_KEY_ENV, server.api_key)
+        monkeypatch.setenv(BASE_URL_ENV, server.base_url)
+        result = CliRunner().invoke(main, ["simulate", "--sends", "500"])
+        assert server.count("GET /v3/phone_numbers") > 1
+        assert server.numbers == sample_pool()
+    assert result.exit_code == 0, result.output
+    assert "no events were injected" in result.output
+    assert "0 retries" in result.output
+
+
+def test_simulate_writes_the_html_report(tmp_path: Path) -> None:
+    """`--report` writes one HTML page with the charts."""
+    out = tmp_path / "out.html"
+    result = CliRunner().invoke(
+        main, ["simulate", "--sends", "1000", "--compare", *COMPARE[:2], "--report", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    page = out.read_text(encoding="utf-8")
+    assert page.count('<svg class="chart') == 4
+    assert "round-robin" in page
