@@ -162,6 +162,72 @@ def numbers(demo: bool, as_json: bool) -> None:
     console.print(reputation_summary(lines))
 
 
+# -- pick and update ------------------------------------------------------------------
+
+
+@main.command()
+@demo_option
+@click.option(
+    "--to",
+    "to",
+    multiple=True,
+    metavar="HANDLE",
+    help="Recipient (E.164 or email); repeat for a group.",
+)
+@click.option(
+    "--purpose",
+    type=click.Choice(["chat", "voice_memo"]),
+    default="chat",
+    show_default=True,
+    help="What the line is for.",
+)
+@click.option("--policy", "spec", metavar="SPEC", help="Policy spec (default: the Router's).")
+@click.option(
+    "--count", type=click.IntRange(min=1), default=1, show_default=True, help="How many picks."
+)
+@click.option("--explain", is_flag=True, help="Show each stage's reasoning.")
+@api_errors
+def pick(
+    demo: bool, to: tuple[str, ...], purpose: str, spec: str | None, count: int, explain: bool
+) -> None:
+    """Choose the `from` number(s) for a message."""
+    from ._router import Router  # noqa: PLC0415 - only this command needs it
+
+    if spec is not None:
+        _checked_specs((spec,), "--policy")
+    recipients = list(to) or None
+    with open_registry(demo) as registry:
+        router = Router(registry, spec)
+        try:
+            picks = [router.pick(recipients, purpose=purpose) for _ in range(count)]
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--to") from exc
+    for chosen in picks:
+        click.echo(chosen.phone_number)
+        if explain:
+            click.echo(f"  {chosen.explanation}")
+
+
+@main.command()
+@demo_option
+@click.argument("line_id", metavar="ID")
+@click.option("--forwarding-number", metavar="E164", help="The number to forward to.")
+@click.option("--clear", is_flag=True, help="Remove the forwarding number.")
+@api_errors
+def update(demo: bool, line_id: str, forwarding_number: str | None, clear: bool) -> None:
+    """Set (or --clear) a line's forwarding number, through the registry."""
+    if clear == (forwarding_number is not None):
+        msg = "give exactly one of --forwarding-number E164 or --clear"
+        raise click.UsageError(msg)
+    with open_registry(demo) as registry:
+        registry.snapshot()
+        try:
+            line = registry.update_phone_number(line_id, forwarding_number=forwarding_number)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--forwarding-number") from exc
+    click.echo(json.dumps(line_json(line), indent=2))
+
+
 # -- simulate -------------------------------------------------------------------------
 
 

@@ -70,3 +70,88 @@ def test_python_dash_m_runs_the_cli() -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert len(json.loads(proc.stdout)["phone_numbers"]) == len(sample_pool())
+
+
+def test_pick_prints_from_numbers_with_explanation() -> None:
+    """`pick --count 3 --explain` prints three eligible numbers and their reasoning."""
+    result = CliRunner().invoke(
+        main, ["pick", "--demo", "--to", "+12025550123", "--count", "3", "--explain"]
+    )
+    assert result.exit_code == 0, result.output
+    chosen = [line for line in result.output.splitlines() if line.startswith("+")]
+    eligible = {
+        n["phone_number"]
+        for n in sample_pool()
+        if n["reputation"]["status"] in ("HEALTHY", "AT_RISK") and n.get("status") != "FLAGGED"
+    }
+    assert len(chosen) == 3
+    assert set(chosen) <= eligible
+    assert "CRITICAL skipped" in result.output
+
+
+def test_pick_voice_memo_with_strict_rcs_policy() -> None:
+    """`--purpose voice_memo --policy 'line-type(RCS) | round-robin'` picks only RCS lines."""
+    result = CliRunner().invoke(
+        main,
+        ["pick", "--demo", "--purpose", "voice_memo", "--policy", "line-type(RCS) | round-robin"],
+    )
+    assert result.exit_code == 0, result.output
+    rcs = {n["phone_number"] for n in sample_pool() if n.get("line_type") == "RCS"}
+    assert result.output.strip() in rcs
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--policy", "no-such-policy"], "reputation-weighted"),
+        (["--to", "not-a-handle"], "not-a-handle"),
+    ],
+)
+def test_pick_bad_input_is_a_usage_error(args: list[str], needle: str) -> None:
+    """A bad spec lists the known names; a bad recipient is named; both exit 2."""
+    result = CliRunner().invoke(main, ["pick", "--demo", *args])
+    assert result.exit_code == 2
+    assert needle in result.output
+
+
+def test_pick_with_nothing_eligible_exits_1(
+    server: FakeLinqServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When every line is CRITICAL, pick exits 1 saying what was dropped."""
+    monkeypatch.setenv(API_KEY_ENV, server.api_key)
+    monkeypatch.setenv(BASE_URL_ENV, server.base_url)
+    for line in server.numbers:
+        server.set_reputation(line["id"], "CRITICAL")
+    result = CliRunner().invoke(main, ["pick"])
+    assert result.exit_code == 1
+    assert "CRITICAL" in result.output
+
+
+def test_update_sets_and_clears_through_the_api(
+    server: FakeLinqServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`update ID --forwarding-number` and `--clear` change the line on the API."""
+    monkeypatch.setenv(API_KEY_ENV, server.api_key)
+    monkeypatch.setenv(BASE_URL_ENV, server.base_url)
+    line_id = server.numbers[0]["id"]
+    result = CliRunner().invoke(main, ["update", line_id, "--forwarding-number", "+13125550000"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["forwarding_number"] == "+13125550000"
+    assert server.numbers[0]["forwarding_number"] == "+13125550000"
+    result = CliRunner().invoke(main, ["update", line_id, "--clear"])
+    assert result.exit_code == 0, result.output
+    assert server.numbers[0]["forwarding_number"] is None
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["x"],
+        ["x", "--clear", "--forwarding-number", "+13125550000"],
+        ["x", "--forwarding-number", "123"],
+    ],
+)
+def test_update_usage_errors(args: list[str]) -> None:
+    """Neither or both of --forwarding-number/--clear, or a non-E.164 number: exit 2."""
+    result = CliRunner().invoke(main, ["update", "--demo", *args])
+    assert result.exit_code == 2, result.output
