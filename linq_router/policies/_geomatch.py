@@ -29,8 +29,12 @@ def geo_of(handle: str) -> tuple[str | None, str | None]:
         parsed = phonenumbers.parse(handle, None)
     except phonenumbers.NumberParseException:
         return None, None
-    region = phonenumbers.region_code_for_number(parsed)
-    if region in (None, "ZZ"):
+    # Numbers outside any allocated range (fiction ranges, new blocks) have no region
+    # of their own; their country code still says which country they belong to.
+    region = phonenumbers.region_code_for_number(parsed) or (
+        phonenumbers.region_code_for_country_code(parsed.country_code or 0)
+    )
+    if region in ("ZZ", "001"):
         region = None
     area = handle[2:5] if parsed.country_code == 1 and len(handle) == 12 else None
     return region, area
