@@ -16,6 +16,7 @@ from ._models import Reputation
 from ._simulate import TICK_SECONDS, LineHistory, RunResult
 
 __all__ = [
+    "GLYPH",
     "REPUTATION_COLOR",
     "critical_verdict",
     "render_compare",
@@ -30,6 +31,13 @@ REPUTATION_COLOR = {
     Reputation.CRITICAL: "red",
     Reputation.UNKNOWN: "magenta",
 }
+GLYPH = {
+    Reputation.HEALTHY: "█",
+    Reputation.AT_RISK: "▒",
+    Reputation.CRITICAL: "░",
+    Reputation.UNKNOWN: "?",
+}
+"""Timeline cells differ in shape as well as colour, so piped output still reads."""
 _TIMELINE_WIDTH = 30
 _BAR_WIDTH = 24
 
@@ -58,7 +66,7 @@ def _timeline(history: LineHistory) -> Text:
         if reputation is None:
             text.append(" ")
         else:
-            text.append("▒" if flagged else "█", style=REPUTATION_COLOR[reputation])
+            text.append("x" if flagged else GLYPH[reputation], style=REPUTATION_COLOR[reputation])
     return text
 
 
@@ -88,9 +96,9 @@ def _reputation_share(result: RunResult) -> Text:
 def _legend() -> Text:
     text = Text("reputation over time (each cell a stretch of the run, worst shown): ")
     for reputation in (Reputation.HEALTHY, Reputation.AT_RISK, Reputation.CRITICAL):
-        text.append("█", style=REPUTATION_COLOR[reputation])
+        text.append(GLYPH[reputation], style=REPUTATION_COLOR[reputation])
         text.append(f" {reputation.value}  ")
-    text.append("▒ FLAGGED")
+    text.append("x FLAGGED")
     return text
 
 
@@ -143,11 +151,8 @@ def sticky_verdict(result: RunResult) -> str:
     """How often returning recipients stayed on their previous line."""
     rate = result.stay_rate
     if rate is None:
-        return "returning recipients: none in this workload"
-    return (
-        f"returning recipients kept their previous line: {100 * rate:.1f}% "
-        f"of {result.returning:,} returning sends"
-    )
+        return "none in this workload"
+    return f"kept their previous line: {100 * rate:.1f}% of {result.returning:,} returning sends"
 
 
 def _summary_rows(result: RunResult) -> list[tuple[str, RenderableType]]:
@@ -167,7 +172,7 @@ def _summary_rows(result: RunResult) -> list[tuple[str, RenderableType]]:
         ),
         ("to a CRITICAL line", critical_verdict(result)),
         ("to a FLAGGED line", f"{result.to_flagged:,}"),
-        ("sticky", sticky_verdict(result)),
+        ("returning recipients", sticky_verdict(result)),
     ]
 
 

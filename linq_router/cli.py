@@ -273,7 +273,7 @@ def _quiet_library_logs() -> Iterator[None]:
 @click.option(
     "--sends",
     type=click.IntRange(min=1),
-    default=200_000,
+    default=300_000,
     show_default=True,
     help="How many picks to make.",
 )
