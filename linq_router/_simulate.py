@@ -15,12 +15,10 @@ Building the workload and summarizing a run are pure; only ``run_workload`` does
 from __future__ import annotations
 
 import concurrent.futures
-import random
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from typing import Literal
 
 import attrs
 import httpx
@@ -30,6 +28,16 @@ from ._errors import NoEligibleNumberError
 from ._models import PhoneNumber, Reputation, Snapshot
 from ._pick import Pick
 from ._registry import Registry
+from ._sim_workload import (
+    ERROR_RETRY,
+    TICK_SECONDS,
+    TICKS,
+    TTL,
+    PoolEvent,
+    Workload,
+    demo_events,
+    make_workload,
+)
 from .testing import FakeClock, FakeLinqServer, sample_pool
 
 __all__ = [
@@ -47,159 +55,10 @@ __all__ = [
     "summarize",
 ]
 
-TICKS = 120
-"""Ticks in a run: the resolution of "reputation over time"."""
-TICK_SECONDS = 5.0
-"""Simulated seconds per tick: a run covers ten simulated minutes."""
-TTL = 30.0
-"""The registry's TTL in simulated seconds: a refresh every six ticks."""
-ERROR_RETRY = 5.0
-"""Simulated seconds between refreshes while they fail (one tick)."""
-
-EventKind = Literal["reputation", "status", "3006"]
 Picker = Callable[[str], Pick]
 """Picks a line for one recipient (``Router(registry, spec).pick``)."""
 PickerFactory = Callable[[Registry, str], Picker]
 ProgressFn = Callable[[int], None]
-
-
-@attrs.frozen
-class PoolEvent:
-    """A change to the demo pool at the start of ``tick``, as real pools change.
-
-    ``kind`` is ``"reputation"`` or ``"status"`` (``line`` gets ``value``), or
-    ``"3006"``: the next ``times`` list requests answer Linq's internal error.
-    """
-
-    tick: int
-    kind: EventKind
-    label: str
-    line: str | None = None
-    value: str | None = None
-    times: int = 0
-
-    def apply(self, server: FakeLinqServer) -> None:
-        """Make the change on the fake API."""
-        if self.kind == "3006":
-            server.fail_next("3006", times=self.times, route="list")
-        elif self.kind == "reputation" and self.line and self.value:
-            server.set_reputation(self.line, self.value)
-        elif self.kind == "status" and self.line:
-            server.set_status(self.line, self.value)
-
-
-def demo_events(rng: random.Random, ticks: int = TICKS) -> tuple[PoolEvent, ...]:
-    """The sample pool's script: a line drops, one recovers, the API fails, ...
-
-    The lines are those of ``sample_pool()``; the seed moves each event by a few ticks.
-    Three 3006s in a row outlast the client's three attempts, so one refresh fails and
-    the registry serves its last good snapshot until the next try succeeds.
-    """
-
-    def at(fraction: float) -> int:
-        return max(1, min(ticks - 1, round(fraction * ticks) + rng.randint(-2, 2)))
-
-    return tuple(
-        sorted(
-            (
-                PoolEvent(
-                    at(0.15),
-                    "reputation",
-                    "+12025550101 drops to CRITICAL",
-                    "+12025550101",
-                    "CRITICAL",
-                ),
-                PoolEvent(at(0.30), "3006", "API answers 3006 twice (retried)", times=2),
-                PoolEvent(
-                    at(0.42),
-                    "reputation",
-                    "+13055550109 recovers to HEALTHY",
-                    "+13055550109",
-                    "HEALTHY",
-                ),
-                PoolEvent(
-                    at(0.55),
-                    "reputation",
-                    "+13125550105 drops to CRITICAL",
-                    "+13125550105",
-                    "CRITICAL",
-                ),
-                PoolEvent(
-                    at(0.65), "3006", "API answers 3006 three times (a refresh fails)", times=3
-                ),
-                PoolEvent(
-                    at(0.78),
-                    "reputation",
-                    "+12025550101 recovers to AT_RISK",
-                    "+12025550101",
-                    "AT_RISK",
-                ),
-                PoolEvent(
-                    at(0.88), "status", "+15125550110 is ACTIVE again", "+15125550110", "ACTIVE"
-                ),
-            ),
-            key=lambda e: e.tick,
-        )
-    )
-
-
-_AREA_CODES = (202, 212, 305, 312, 415, 512, 617, 713, 206, 310)
-
-
-@attrs.frozen
-class Workload:
-    """What to send: one recipient per send, in order, and the pool's events.
-
-    Sends of tick ``t`` are ``range(*bounds(t))``.
-    """
-
-    seed: int
-    recipients: tuple[str, ...]
-    events: tuple[PoolEvent, ...]
-    ticks: int = TICKS
-
-    def bounds(self, tick: int) -> tuple[int, int]:
-        """The first and past-the-last send index of ``tick``."""
-        n = len(self.recipients)
-        return tick * n // self.ticks, (tick + 1) * n // self.ticks
-
-
-def make_workload(
-    sends: int,
-    seed: int,
-    *,
-    ticks: int = TICKS,
-    returning_share: float = 0.6,
-    email_share: float = 0.1,
-    events: bool = True,
-) -> Workload:
-    """A reproducible mix of new and returning recipients (E.164 numbers, some emails).
-
-    About ``returning_share`` of the sends go to someone already written to, chosen
-    uniformly among them; new recipients are US numbers or, ``email_share`` of the
-    time, email addresses.
-    """
-    if sends < 1:
-        msg = f"sends must be at least 1, got {sends}"
-        raise ValueError(msg)
-    rng = random.Random(seed)
-    known: list[str] = []
-    seen: set[str] = set()
-    recipients: list[str] = []
-    for _ in range(sends):
-        if known and rng.random() < returning_share:
-            to = rng.choice(known)
-        else:
-            if rng.random() < email_share:
-                to = f"user{rng.randrange(10**8):08d}@example.com"
-            else:
-                to = f"+1{rng.choice(_AREA_CODES)}{rng.randrange(2_000_000, 10_000_000)}"
-            if to not in seen:
-                seen.add(to)
-                known.append(to)
-        recipients.append(to)
-    script = demo_events(random.Random(seed + 1), ticks) if events else ()
-    return Workload(seed, tuple(recipients), script, ticks)
 
 
 @attrs.frozen
