@@ -16,7 +16,14 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 REFERENCE = DOCS / "reference"
-NAMESPACES = ("linq_router", "linq_router.policies", "linq_router.state", "linq_router.testing")
+NAMESPACES = (
+    "linq_router",
+    "linq_router.policies",
+    "linq_router.state",
+    "linq_router.testing",
+    "linq_router.testing.contract",
+    "linq_router.testing.strategies",
+)
 
 _DIRECTIVE = re.compile(r"^:::\s+(?P<path>[\w.]+)\s*$", re.MULTILINE)
 
