@@ -338,7 +338,7 @@ class _Warned:
 
     def pick(self, ctx: PickContext) -> Pick:
         pick = self.inner.pick(ctx)
-        logger.warning("%s (chose %s)", self._warning, pick.phone_number)
+        logger.warning("%s (chose %s)", self._warning, getattr(pick, "phone_number", pick))
         return pick
 
 
