@@ -16,8 +16,12 @@ from linq_router._router import AsyncRouter, Router
 from linq_router.policies import PolicySpecError, round_robin
 
 
-def _line(i: int, rep: str = "HEALTHY", line_type: str | None = "iMessage", status: str | None = "ACTIVE") -> PhoneNumber:
-    return PhoneNumber(f"id-{i}", f"+1202555{i:04d}", Reputation[rep], line_type=line_type, status=status)  # type: ignore[arg-type]
+def _line(
+    i: int, rep: str = "HEALTHY", line_type: str | None = "iMessage", status: str | None = "ACTIVE"
+) -> PhoneNumber:
+    return PhoneNumber(
+        f"id-{i}", f"+1202555{i:04d}", Reputation[rep], line_type=line_type, status=status
+    )  # type: ignore[arg-type]
 
 
 class FakeRegistry:
@@ -60,7 +64,9 @@ def test_default_policy_and_pick_fields() -> None:
     assert pick.phone_number == pick.number.phone_number
     assert pick.policy == "skip-critical | reputation-weighted"
     assert pick.number.reputation is not Reputation.CRITICAL
-    assert str(pick.explanation).startswith("skip-critical: kept 3 of 4 (1 CRITICAL skipped) → reputation-weighted: chose ")
+    assert str(pick.explanation).startswith(
+        "skip-critical: kept 3 of 4 (1 CRITICAL skipped) → reputation-weighted: chose "
+    )
 
 
 @pytest.mark.parametrize(
@@ -74,7 +80,9 @@ def test_default_policy_and_pick_fields() -> None:
         (None, "fax", "'fax'"),
     ],
 )
-def test_bad_input_is_a_value_error_naming_the_value(to: object, purpose: str, fragment: str) -> None:
+def test_bad_input_is_a_value_error_naming_the_value(
+    to: object, purpose: str, fragment: str
+) -> None:
     """Bad recipients, empty lists and unknown purposes are ValueErrors naming the value."""
     router = Router(FakeRegistry(POOL))
     with pytest.raises(ValueError) as info:  # noqa: PT011 - the message is checked below
@@ -84,7 +92,7 @@ def test_bad_input_is_a_value_error_naming_the_value(to: object, purpose: str, f
 
 def test_bad_spec_fails_at_construction_listing_names() -> None:
     """An unknown policy name fails when the Router is built, listing known names."""
-    with pytest.raises(PolicySpecError, match="known: .*round-robin"):
+    with pytest.raises(PolicySpecError, match=r"known: .*round-robin"):
         Router(FakeRegistry(POOL), "skip-critical | nope")
     with pytest.raises(ValueError, match="'sms'"):
         Router(FakeRegistry(POOL), policies={"sms": "round-robin"})
@@ -92,7 +100,12 @@ def test_bad_spec_fails_at_construction_listing_names() -> None:
 
 def test_empty_snapshot_raises_no_eligible() -> None:
     """Zero lines: NoEligibleNumberError, never IndexError or ZeroDivisionError."""
-    for spec in ["round-robin", "reputation-weighted", "sticky", "skip-critical | geomatch | sticky"]:
+    for spec in [
+        "round-robin",
+        "reputation-weighted",
+        "sticky",
+        "skip-critical | geomatch | sticky",
+    ]:
         router = Router(FakeRegistry(Snapshot(())), spec)
         with pytest.raises(NoEligibleNumberError, match="no lines"):
             router.pick("+12025550000")
@@ -128,7 +141,9 @@ def test_compiles_on_notice_not_per_pick() -> None:
     assert compiles["chat:"] == 3
 
 
-def test_explanation_is_logged_lazily(caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_explanation_is_logged_lazily(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With DEBUG off the explanation is never rendered; with it on, it is logged."""
     rendered = []
     original = Explanation.__str__
@@ -176,7 +191,9 @@ def test_voice_memo_falls_back_to_rcs_with_a_warning(caplog: pytest.LogCaptureFi
 def test_voice_memo_strict_with_line_type() -> None:
     """policies={'voice_memo': 'line-type(iMessage) | ...'} refuses RCS lines outright."""
     pool = Snapshot([_line(3, line_type="RCS")])
-    router = Router(FakeRegistry(pool), policies={"voice_memo": "line-type(iMessage) | round-robin"})
+    router = Router(
+        FakeRegistry(pool), policies={"voice_memo": "line-type(iMessage) | round-robin"}
+    )
     assert router.pick().number.id == "id-3"
     with pytest.raises(NoEligibleNumberError, match="1 RCS skipped"):
         router.pick(purpose="voice_memo")

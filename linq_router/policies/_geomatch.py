@@ -31,11 +31,10 @@ def geo_of(handle: str) -> tuple[str | None, str | None]:
         return None, None
     # Numbers outside any allocated range (fiction ranges, new blocks) have no region
     # of their own; their country code still says which country they belong to.
-    region = phonenumbers.region_code_for_number(parsed) or (
+    found: str | None = phonenumbers.region_code_for_number(parsed) or (
         phonenumbers.region_code_for_country_code(parsed.country_code or 0)
     )
-    if region in ("ZZ", "001"):
-        region = None
+    region = None if found in (None, "ZZ", "001") else found
     area = handle[2:5] if parsed.country_code == 1 and len(handle) == 12 else None
     return region, area
 

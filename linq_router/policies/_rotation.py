@@ -18,10 +18,10 @@ pick, neither restarts the rotation at the heaviest or first line nor starves an
 from __future__ import annotations
 
 import itertools
-from collections import Counter
 import math
 import sys
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from fractions import Fraction
 

@@ -44,6 +44,11 @@ def test_builtin_specs_pass_the_contract(spec: str) -> None:
 
 def test_python_composed_policy_passes_the_contract() -> None:
     """Policies built with | pass too (fresh objects on every call)."""
-    check_policy(lambda: skip_critical() | geomatch() | line_type("iMessage") | sticky(), max_examples=30)
-    check_policy(lambda: exclude("+12025550001") | only("+12025550001", "+12025550002") | round_robin(), max_examples=20)
+    check_policy(
+        lambda: skip_critical() | geomatch() | line_type("iMessage") | sticky(), max_examples=30
+    )
+    check_policy(
+        lambda: exclude("+12025550001") | only("+12025550001", "+12025550002") | round_robin(),
+        max_examples=20,
+    )
     check_policy(lambda: prefer_imessage() | reputation_weighted(AT_RISK=1.0), max_examples=20)

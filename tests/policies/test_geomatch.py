@@ -53,11 +53,15 @@ def test_falls_back_to_every_line() -> None:
 
 def test_first_phone_recipient_decides_for_groups() -> None:
     """In a group, the first phone number (in the caller's order) decides."""
-    assert _picked(_compiled(), ["ann@example.com", "+13105551111", "+12025551111"]) == {"+13105550102"}
+    assert _picked(_compiled(), ["ann@example.com", "+13105551111", "+12025551111"]) == {
+        "+13105550102"
+    }
 
 
 def test_each_group_rotates_on_its_own() -> None:
     """Picks within a local group rotate evenly."""
     compiled = _compiled()
     ctx = make_context("+12025559999")
-    assert Counter(compiled.pick(ctx).phone_number for _ in range(10)) == Counter({"+12025550100": 5, "+12025550101": 5})
+    assert Counter(compiled.pick(ctx).phone_number for _ in range(10)) == Counter(
+        {"+12025550100": 5, "+12025550101": 5}
+    )

@@ -33,7 +33,9 @@ def test_drops_critical_unknown_and_flagged_and_says_so() -> None:
     picked = {compiled.pick(CTX).number.id for _ in range(10)}
     assert picked == {lines[0].id, lines[5].id}
     text = str(compiled.pick(CTX).explanation)
-    assert text.startswith("skip-critical: kept 2 of 6 (2 CRITICAL skipped, 1 UNKNOWN skipped, 1 FLAGGED skipped)")
+    assert text.startswith(
+        "skip-critical: kept 2 of 6 (2 CRITICAL skipped, 1 UNKNOWN skipped, 1 FLAGGED skipped)"
+    )
 
 
 def test_all_unhealthy_raises_with_reasons_by_default() -> None:
@@ -47,7 +49,9 @@ def test_all_unhealthy_raises_with_reasons_by_default() -> None:
 def test_ignore_health_sends_anyway_and_warns_every_time(caplog: pytest.LogCaptureFixture) -> None:
     """on_empty=ignore-health keeps the lines and logs a warning on each pick."""
     lines = [make_line(0, "CRITICAL"), make_line(1, "CRITICAL")]
-    compiled = compile_policy(parse_policy("skip-critical(on_empty=ignore-health) | round-robin"), snap(lines))
+    compiled = compile_policy(
+        parse_policy("skip-critical(on_empty=ignore-health) | round-robin"), snap(lines)
+    )
     with caplog.at_level(logging.WARNING, logger="linq_router"):
         picks = [compiled.pick(CTX) for _ in range(3)]
     assert {p.number.reputation for p in picks} == {Reputation.CRITICAL}
@@ -63,13 +67,24 @@ def test_on_empty_is_validated() -> None:
 
 
 @settings(max_examples=80, deadline=None)
-@given(snapshot=snapshots(), to=st.none() | recipients(), ignore=st.booleans(), selector=st.sampled_from(["round-robin", "reputation-weighted", "sticky"]))
-def test_never_returns_a_critical_line_unless_asked(snapshot: Snapshot, to: object, ignore: bool, selector: str) -> None:
+@given(
+    snapshot=snapshots(),
+    to=st.none() | recipients(),
+    ignore=st.booleans(),
+    selector=st.sampled_from(["round-robin", "reputation-weighted", "sticky"]),
+)
+def test_never_returns_a_critical_line_unless_asked(
+    snapshot: Snapshot, to: object, ignore: bool, selector: str
+) -> None:
     """Without ignore-health no CRITICAL, UNKNOWN or FLAGGED line is ever picked."""
     arg = "(on_empty=ignore-health)" if ignore else ""
     compiled = compile_policy(parse_policy(f"skip-critical{arg} | {selector}"), snapshot)
     ctx = make_context(to)  # type: ignore[arg-type]
-    healthy = [n for n in snapshot if n.reputation in (Reputation.HEALTHY, Reputation.AT_RISK) and not n.is_flagged]
+    healthy = [
+        n
+        for n in snapshot
+        if n.reputation in (Reputation.HEALTHY, Reputation.AT_RISK) and not n.is_flagged
+    ]
     for _ in range(3):
         try:
             pick = compiled.pick(ctx)

@@ -12,6 +12,7 @@ from linq_router.policies import (
     BaseSelector,
     Policy,
     PolicySpecError,
+    _spec,
     as_policy,
     available_policies,
     geomatch,
@@ -22,7 +23,6 @@ from linq_router.policies import (
     skip_critical,
     sticky,
 )
-from linq_router.policies import _spec
 from linq_router.testing.contract import check_policy
 
 
@@ -32,12 +32,21 @@ from linq_router.testing.contract import check_policy
         ("skip-critical | reputation-weighted", "skip-critical | reputation-weighted"),
         ("  skip_critical|round_robin ", "skip-critical | round-robin"),
         ("line-type(RCS) | round-robin", "line-type(RCS) | round-robin"),
-        ("skip-critical(on_empty=ignore-health) | sticky", "skip-critical(on_empty=ignore-health) | sticky"),
+        (
+            "skip-critical(on_empty=ignore-health) | sticky",
+            "skip-critical(on_empty=ignore-health) | sticky",
+        ),
         ("reputation-weighted(HEALTHY=1, AT_RISK=0.5)", "reputation-weighted(AT_RISK=0.5)"),
-        ("only(+12025551234, +12025559876) | round-robin", "only(+12025551234, +12025559876) | round-robin"),
+        (
+            "only(+12025551234, +12025559876) | round-robin",
+            "only(+12025551234, +12025559876) | round-robin",
+        ),
         ("sticky(max_size=10000)", "sticky"),
         ("sticky(max_size=5, AT_RISK=0)", "sticky(max_size=5, AT_RISK=0)"),
-        ("exclude('+12025551234') | geomatch | round-robin", "exclude(+12025551234) | geomatch | round-robin"),
+        (
+            "exclude('+12025551234') | geomatch | round-robin",
+            "exclude(+12025551234) | geomatch | round-robin",
+        ),
     ],
 )
 def test_specs_parse_and_name_themselves(spec: str, name: str) -> None:
@@ -125,9 +134,9 @@ def test_registered_names_work_like_builtins(registered: str) -> None:
 def test_duplicate_registration_is_rejected(registered: str) -> None:
     """A taken name (built-in or registered) cannot be registered again."""
     with pytest.raises(PolicySpecError, match="already registered"):
-        register_policy(registered, lambda: _First())
+        register_policy(registered, _First)
     with pytest.raises(PolicySpecError, match="already registered"):
-        register_policy("round_robin", lambda: _First())
+        register_policy("round_robin", _First)
 
 
 class _FakeEntryPoint:
@@ -166,7 +175,9 @@ def test_entry_point_plugins_are_usable_by_name(fake_entry_points: list[_FakeEnt
     assert seen == [(("a",), {"b": "c"})]
 
 
-def test_entry_point_clashing_with_a_builtin_is_rejected(fake_entry_points: list[_FakeEntryPoint]) -> None:
+def test_entry_point_clashing_with_a_builtin_is_rejected(
+    fake_entry_points: list[_FakeEntryPoint],
+) -> None:
     """A plugin may not take a built-in's name, nor another plugin's."""
     fake_entry_points.append(_FakeEntryPoint("sticky", "evil:sticky", _First))
     with pytest.raises(PolicySpecError, match="registered twice"):
@@ -185,7 +196,9 @@ def test_example_plugin_end_to_end() -> None:
     """The example plugin, when installed, is found by name through its entry point."""
     names = {ep.name for ep in importlib.metadata.entry_points(group="linq_router.policies")}
     if "least-recent" not in names:
-        pytest.skip("examples/least-recent-plugin is not installed (pip install ./examples/least-recent-plugin)")
+        pytest.skip(
+            "the example plugin is not installed (pip install ./examples/least-recent-plugin)"
+        )
     policy = parse_policy("skip-critical | least-recent")
     assert policy.name == "skip-critical | least-recent"
     check_policy(lambda: "skip-critical | least-recent", max_examples=30)

@@ -27,7 +27,10 @@ def test_line_type_is_strict() -> None:
     """line-type keeps one type only; unknown types only when asked."""
     assert _picked("line-type(RCS) | round-robin") == {LINES[1].id}
     assert _picked("line-type(imessage) | round-robin") == {LINES[0].id}
-    assert _picked("line-type(iMessage, include_unknown=true) | round-robin") == {LINES[0].id, LINES[2].id}
+    assert _picked("line-type(iMessage, include_unknown=true) | round-robin") == {
+        LINES[0].id,
+        LINES[2].id,
+    }
     with pytest.raises(NoEligibleNumberError, match="line-type: kept 0 of 1"):
         compile_policy(parse_policy("line-type(RCS) | round-robin"), snap([LINES[0]])).pick(CTX)
     with pytest.raises(ValueError, match="SMS"):
@@ -45,8 +48,13 @@ def test_prefer_imessage_falls_back_to_rcs() -> None:
 
 def test_only_and_exclude_match_ids_and_numbers() -> None:
     """Allow and deny lists accept line ids and E.164 numbers."""
-    assert _picked(f"only({LINES[0].phone_number}, {LINES[2].id}) | round-robin") == {LINES[0].id, LINES[2].id}
-    assert _picked(f"exclude({LINES[0].phone_number}, {LINES[2].id}) | round-robin") == {LINES[1].id}
+    assert _picked(f"only({LINES[0].phone_number}, {LINES[2].id}) | round-robin") == {
+        LINES[0].id,
+        LINES[2].id,
+    }
+    assert _picked(f"exclude({LINES[0].phone_number}, {LINES[2].id}) | round-robin") == {
+        LINES[1].id
+    }
     assert only(LINES[0].id).values == frozenset({LINES[0].id})
     with pytest.raises(ValueError, match="at least one"):
         only()

@@ -99,7 +99,9 @@ def test_remembered_line_survives_pool_changes_while_eligible() -> None:
     compiled = compile_policy(policy, snap(grown), previous=compiled)
     assert compiled.pick(ctx).number.id == line_id
     assert "remembered" in str(compiled.pick(ctx).explanation)
-    degraded = [attrs.evolve(n, reputation=Reputation.CRITICAL) if n.id == line_id else n for n in grown]
+    degraded = [
+        attrs.evolve(n, reputation=Reputation.CRITICAL) if n.id == line_id else n for n in grown
+    ]
     compiled = compile_policy(policy, snap(degraded), previous=compiled)
     moved = compiled.pick(ctx).number.id
     assert moved != line_id
@@ -142,7 +144,9 @@ def test_forget_and_pin() -> None:
 def test_memory_is_bounded() -> None:
     """max_size bounds the remembered assignments."""
     state = MemoryState(max_size=50)
-    compiled = compile_policy(as_policy(sticky(state=state)), snap([make_line(i) for i in range(5)]))
+    compiled = compile_policy(
+        as_policy(sticky(state=state)), snap([make_line(i) for i in range(5)])
+    )
     _assign(compiled, RECIPIENTS[:500])
     assert len(state) == 50
     assert parse_policy("sticky(max_size=7)").selector.max_size == 7  # type: ignore[union-attr]

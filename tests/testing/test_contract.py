@@ -36,7 +36,7 @@ class _Broken(BaseSelector):
                 elif how == "none":
                     return None  # type: ignore[return-value]
                 elif how == "index-error":
-                    return [][0]  # type: ignore[no-any-return]
+                    return group.lines[len(group.lines)]
                 elif how == "random":
                     line = rng.choice(group.lines)
                 elif how == "mutate":
