@@ -18,7 +18,9 @@ from ._errors import (
     ServerError,
 )
 from ._models import LineStatus, LineType, PhoneNumber, Reputation, Snapshot
+from ._pick import Explanation, Pick, PickContext, Stage
 from ._registry import AsyncRegistry, Registry, SnapshotListener
+from ._router import AsyncRouter, AsyncSnapshotSource, Router, SnapshotSource
 
 __all__ = [
     "API_KEY_ENV",
@@ -26,7 +28,10 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "AsyncLinqClient",
     "AsyncRegistry",
+    "AsyncRouter",
+    "AsyncSnapshotSource",
     "AuthenticationError",
+    "Explanation",
     "LineStatus",
     "LineType",
     "LinqAPIError",
@@ -36,11 +41,16 @@ __all__ = [
     "LinqRouterError",
     "NoEligibleNumberError",
     "PhoneNumber",
+    "Pick",
+    "PickContext",
     "RateLimitError",
     "Registry",
     "RegistryUnavailableError",
     "Reputation",
+    "Router",
     "ServerError",
     "Snapshot",
     "SnapshotListener",
+    "SnapshotSource",
+    "Stage",
 ]
