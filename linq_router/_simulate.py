@@ -63,7 +63,7 @@ ProgressFn = Callable[[int], None]
 
 @attrs.frozen
 class LineHistory:
-    """A line as the registry saw it: its reputation at the end of each tick.
+    """A line as the registry saw it: its reputation in the snapshot each tick picked from.
 
     ``reputations[t]`` is ``None`` for ticks where the line was not in the snapshot;
     ``flagged[t]`` is True where Linq reported it FLAGGED.
