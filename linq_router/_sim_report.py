@@ -157,14 +157,17 @@ def sticky_verdict(result: RunResult) -> str:
 
 def _summary_rows(result: RunResult) -> list[tuple[str, RenderableType]]:
     factor = result.naive_api_calls / result.api_calls if result.api_calls else float("inf")
+    # A run shorter than the TTL schedule can make more calls than it has sends.
+    saving = f"{factor:,.0f}x fewer" if factor >= 1.5 else "no saving on a run this short"
+    threads = "thread" if result.workers == 1 else "threads"
     return [
-        ("sends", f"{result.sends:,} from {result.workers} threads"),
+        ("sends", f"{result.sends:,} from {result.workers} {threads}"),
         ("picks/s", f"{result.picks_per_second:,.0f}"),
         ("share by reputation", _reputation_share(result)),
         (
             "API calls",
             f"{result.api_calls:,} list requests vs {result.naive_api_calls:,} naive "
-            f"(list before each send): {factor:,.0f}x fewer",
+            f"(list before each send): {saving}",
         ),
         (
             "retries / refreshes",
