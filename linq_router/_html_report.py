@@ -100,8 +100,10 @@ def _strip(history: LineHistory, x0: float, y: float, width: float, height: floa
         colour = _ABSENT if reputation is None else REPUTATION_HEX[reputation]
         # Flagged stretches keep their reputation colour, faded: paused, not gone.
         fade = ' fill-opacity="0.35"' if flagged else ""
+        # Solid cells overlap a hair to hide seams; faded ones would darken where they do.
+        overlap = 0.0 if flagged else 0.3
         rects.append(
-            f'<rect x="{x0 + t * cell:.2f}" y="{y}" width="{cell + 0.3:.2f}" '
+            f'<rect x="{x0 + t * cell:.2f}" y="{y}" width="{cell + overlap:.2f}" '
             f'height="{height}" fill="{colour}"{fade}/>'
         )
     return "".join(rects)
