@@ -24,6 +24,8 @@ from .policies._static import PreferIMessage
 __all__ = ["AsyncRouter", "AsyncSnapshotSource", "Router", "SnapshotSource", "voice_memo_policy"]
 
 logger = logging.getLogger("linq_router")
+# Bound once: the level check is the only logging cost of a pick when DEBUG is off.
+_debug_enabled = logger.isEnabledFor
 
 Listener = Callable[[Snapshot], None]
 PolicyLike = Policy | str | object
@@ -142,20 +144,14 @@ class _RouterCore:
         with self._lock:
             return self._compile_locked(snapshot, purpose)
 
-    def _context(self, to: str | Iterable[str] | None, purpose: str) -> PickContext:
-        if to is None:
-            ctx = _NO_RECIPIENT.get(purpose)
-            if ctx is not None:
-                return ctx
-        return make_context(to, purpose)
-
     def _pick(self, snapshot: Snapshot, ctx: PickContext) -> Pick:
         compiled = self._compiled.get(ctx.purpose)
         if compiled is None or compiled.version != snapshot.version:
             compiled = self._compiled_for(snapshot, ctx.purpose)
         pick = compiled.pick(ctx)
         # %s formatting: the explanation is rendered only if DEBUG is on.
-        logger.debug("pick for %s: %s", ctx.purpose, pick.explanation)
+        if _debug_enabled(logging.DEBUG):
+            logger.debug("pick for %s: %s", ctx.purpose, pick.explanation)
         return pick
 
     def _pinnables(self) -> list[Pinnable]:
@@ -233,8 +229,19 @@ class Router(_RouterCore):
         ``purpose`` is ``"chat"`` or ``"voice_memo"``. Raises ``ValueError`` for a bad
         recipient or purpose and ``NoEligibleNumberError`` when no line may be used.
         """
-        ctx = self._context(to, purpose)
-        return self._pick(self.registry.snapshot(), ctx)
+        # The whole hot path, inlined: one registry call, one dict lookup, one
+        # comparison, the compiled pick, and a DEBUG check.
+        ctx = _NO_RECIPIENT.get(purpose) if to is None else None
+        if ctx is None:
+            ctx = make_context(to, purpose)
+        snapshot = self.registry.snapshot()
+        compiled = self._compiled.get(purpose)
+        if compiled is None or compiled.version != snapshot.version:
+            compiled = self._compiled_for(snapshot, purpose)
+        pick = compiled.pick(ctx)
+        if _debug_enabled(logging.DEBUG):
+            logger.debug("pick for %s: %s", purpose, pick.explanation)
+        return pick
 
     def pin(self, to: str | Iterable[str], line: str | PhoneNumber) -> str:
         """Make ``line`` (id, number or ``PhoneNumber``) the conversation's line; its id.
@@ -275,7 +282,9 @@ class AsyncRouter(_RouterCore):
 
     async def pick(self, to: str | Iterable[str] | None = None, *, purpose: str = "chat") -> Pick:
         """Choose a line for a message to ``to``; see ``Router.pick``."""
-        ctx = self._context(to, purpose)
+        ctx = _NO_RECIPIENT.get(purpose) if to is None else None
+        if ctx is None:
+            ctx = make_context(to, purpose)
         return self._pick(await self.registry.snapshot(), ctx)
 
     async def pin(self, to: str | Iterable[str], line: str | PhoneNumber) -> str:

@@ -17,6 +17,7 @@ pick, neither restarts the rotation at the heaviest or first line nor starves an
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import sys
@@ -26,6 +27,8 @@ from collections.abc import Callable, Sequence
 from fractions import Fraction
 
 from linq_router._pick import Pick, PickContext
+
+_NO_CONTEXT = PickContext()
 
 __all__ = ["Rotation", "integer_weights"]
 
@@ -56,17 +59,19 @@ def integer_weights(weights: Sequence[float]) -> list[int]:
     return [ints[w] for w in weights]
 
 
-def _counter() -> Callable[[], int]:
-    counter = itertools.count()
+def _cycler(schedule: tuple[Pick, ...]) -> Callable[[PickContext], Pick]:
+    """``f(ctx)`` returning the schedule's entries in turn, forever, thread-safely."""
+    entries = itertools.cycle(schedule)
     is_gil_enabled = getattr(sys, "_is_gil_enabled", None)
     if is_gil_enabled is None or is_gil_enabled():
-        # With the GIL, count.__next__ is one C call: atomic, no lock needed.
-        return counter.__next__
+        # next(cycle, ctx) is one C call: atomic under the GIL, no lock, no Python frame
+        # (ctx lands in next()'s unused "default" slot: the cycle never ends).
+        return functools.partial(next, entries)
     lock = threading.Lock()
 
-    def locked_next() -> int:
+    def locked_next(ctx: PickContext) -> Pick:
         with lock:
-            return next(counter)
+            return next(entries)
 
     return locked_next
 
@@ -79,10 +84,10 @@ class Rotation:
     counter and each remaining line's phase.
     """
 
-    __slots__ = ("_base", "_cycle", "_ids", "_next", "_schedule", "_span", "_strides", "_times")
+    __slots__ = ("_cycle", "_ids", "_slots", "_span", "_strides", "_times", "pick")
 
-    _next: Callable[[], int]
-    _schedule: tuple[Pick, ...]
+    pick: Callable[[PickContext], Pick]
+    """The next line of the rotation (a C-level callable; ``ctx`` is ignored)."""
 
     def __init__(
         self,
@@ -95,12 +100,7 @@ class Rotation:
         # The factor len(keys) leaves room to stagger lines of equal weight (below).
         span = 2 * math.lcm(*ints) * len(keys)
         strides = [span // w for w in ints]
-        carried: dict[str, tuple[int, int, int]] = {}
-        if previous is not None:
-            self._next = previous._next
-            carried = previous._phases_now()
-        else:
-            self._next = _counter()
+        carried = previous._phases_now() if previous is not None else {}
         # Sort key: time, then (for ties) the order the old schedule had, then position,
         # so a reordered snapshot of the same lines continues exactly as before.
         events: list[tuple[int, int, int]] = []
@@ -125,19 +125,28 @@ class Rotation:
         self._times = [t for t, _, _ in events]
         self._ids = [keys[p] for _, _, p in events]
         self._strides = dict(zip(keys, strides, strict=True))
-        self._schedule = tuple(picks[p] for _, _, p in events)
-        self._cycle = len(self._schedule)
+        # One distinct (equal) Pick per slot, so that the entry a cycle hands out
+        # tells its position: that is how the next compile learns where this stood.
+        seen: set[int] = set()
+        schedule: list[Pick] = []
+        for _, _, p in events:
+            pick = picks[p]
+            if p in seen:
+                pick = Pick(
+                    pick.phone_number, pick.number, pick.policy, pick.explanation, pick.purpose
+                )
+            seen.add(p)
+            schedule.append(pick)
+        self._slots = {id(entry): j for j, entry in enumerate(schedule)}
+        self._cycle = len(schedule)
         self._span = span
-        # Consume one tick to learn where the shared counter stands; nobody uses it.
-        self._base = self._next() + 1
-
-    def pick(self, ctx: PickContext) -> Pick:
-        """The next line of the rotation."""
-        return self._schedule[(self._next() - self._base) % self._cycle]
+        self.pick = _cycler(tuple(schedule))
 
     def _phases_now(self) -> dict[str, tuple[int, int, int]]:
         """Each line's (distance to its next event, stride, order) at the current position."""
-        position = (self._next() - self._base) % self._cycle
+        # Taking one entry reveals the position; that entry is never handed out, and the
+        # next schedule starts with it still due, so no pick is lost.
+        position = self._slots[id(self.pick(_NO_CONTEXT))]
         now = self._times[position]
         phases: dict[str, tuple[int, int, int]] = {}
         for j in range(position, self._cycle):
