@@ -88,12 +88,9 @@ async def async_stampede(server: FakeLinqServer, callers: int) -> tuple[int, int
     return len(served), server.count("GET /v3/phone_numbers")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions (CI)")
-    parser.add_argument("--no-write", action="store_true", help="print only")
-    args = parser.parse_args()
-    number, repeat = (20_000, 5) if args.quick else (200_000, 15)
+def run(*, quick: bool) -> str:
+    """Run every registry benchmark; the markdown section for docs/benchmarks.md."""
+    number, repeat = (20_000, 5) if quick else (200_000, 15)
 
     with FakeLinqServer() as server:
         with LinqClient(server.api_key, base_url=server.base_url) as client:
@@ -129,7 +126,7 @@ def main() -> None:
     aratio = async_ns / abase_ns
     met = verdict(ratio, TARGET)
     table = "\n".join(f"| {what} | {n} | {served} | {sent} |" for what, n, served, sent in rows)
-    body = f"""## Registry: warm `snapshot()`
+    return f"""## Registry: warm `snapshot()`
 
 Machine: {machine()}. {number:,} calls x {repeat} runs; medians.
 
@@ -154,6 +151,14 @@ Callers arriving together while the one list request is held open for 0.2 s.
 | --- | ---: | ---: | ---: |
 {table}
 """
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (CI)")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args()
+    body = run(quick=args.quick)
     print(body)
     if not args.no_write:
         write_section("registry", body)
