@@ -81,19 +81,15 @@ class Geomatch(BaseFilter):
                 tuple(members),
                 Stage(self.name, len(members), total, (("non-local", total - len(members)),), note),
             )
-        areas = frozenset(by_area)
-        regions = frozenset(by_region)
+        areas = {area: f"area:{area}" for area in by_area}
+        regions = {region: f"region:{region}" for region in by_region}
 
         def route(ctx: PickContext) -> str:
             for handle in ctx.recipients:
                 region, area = geo_of(handle)
                 if region is None:
                     continue
-                if area is not None and area in areas:
-                    return f"area:{area}"
-                if region in regions:
-                    return f"region:{region}"
-                return _FALLBACK
+                return areas.get(area or "") or regions.get(region) or _FALLBACK
             return _FALLBACK
 
         return Routed(groups, route)

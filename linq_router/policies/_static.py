@@ -100,10 +100,12 @@ class PreferIMessage(BaseFilter):
         )
 
 
-def _handles(values: Iterable[str], name: str) -> frozenset[str]:
-    if isinstance(values, str):
-        values = [values]
-    handles = frozenset(str(v).strip() for v in values)
+def _handles(values: Iterable[str | Iterable[str]], name: str) -> frozenset[str]:
+    flat: list[str] = []
+    for value in values:
+        # only("+1...", "+1...") and only(["+1...", "+1..."]) both work.
+        flat.extend([value] if isinstance(value, str) else [str(v) for v in value])
+    handles = frozenset(v.strip() for v in flat)
     if not handles or "" in handles:
         msg = f"{name}: give at least one phone number or line id, got {sorted(handles)!r}"
         raise ValueError(msg)
@@ -119,7 +121,7 @@ class Only(BaseFilter):
     name = "only"
     _keep_listed = True
 
-    def __init__(self, *values: str) -> None:
+    def __init__(self, *values: str | Iterable[str]) -> None:
         self.values = _handles(values, self.name)
 
     @property
@@ -166,7 +168,7 @@ def prefer_imessage() -> PreferIMessage:
     return PreferIMessage()
 
 
-def only(*values: str) -> Only:
+def only(*values: str | Iterable[str]) -> Only:
     """The ``only`` filter: keep lines whose id or number is in ``values``.
 
     .. versionadded:: 0.1
@@ -174,7 +176,7 @@ def only(*values: str) -> Only:
     return Only(*values)
 
 
-def exclude(*values: str) -> Exclude:
+def exclude(*values: str | Iterable[str]) -> Exclude:
     """The ``exclude`` filter: drop lines whose id or number is in ``values``.
 
     .. versionadded:: 0.1

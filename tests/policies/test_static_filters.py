@@ -58,3 +58,8 @@ def test_only_and_exclude_match_ids_and_numbers() -> None:
     assert only(LINES[0].id).values == frozenset({LINES[0].id})
     with pytest.raises(ValueError, match="at least one"):
         only()
+
+
+def test_only_accepts_a_list() -> None:
+    """only([...]) is the same as only(a, b)."""
+    assert only([LINES[0].id, LINES[1].id]).values == only(LINES[0].id, LINES[1].id).values
