@@ -182,6 +182,8 @@ def report(
         "next to the hand-written round robin measured in the same process. Rows marked",
         "*with to* pass a recipient, cycling through 1,000 (already remembered/cached)",
         "recipients; that includes the cycling itself (one closure call and `next()`).",
+        "Timings on a shared or virtual machine are noisy: a single cell far off its row",
+        "is more likely a neighbour's load than the code (rerun to check).",
         "",
         "| policy | "
         + " | ".join(f"{s:,} lines" for s in SIZES)
