@@ -18,14 +18,17 @@ from ._errors import (
     ServerError,
 )
 from ._models import LineStatus, LineType, PhoneNumber, Reputation, Snapshot
-from ._pick import Explanation, Pick, PickContext, Stage
+from ._pick import PURPOSES, Explanation, Pick, PickContext, Stage
 from ._registry import AsyncRegistry, Registry, SnapshotListener
-from ._router import AsyncRouter, AsyncSnapshotSource, Router, SnapshotSource
+from ._router import AsyncRouter, AsyncSnapshotSource, Router, SnapshotSource, voice_memo_policy
+from .policies import DEFAULT_POLICY, Policy, PolicySpecError
 
 __all__ = [
     "API_KEY_ENV",
     "BASE_URL_ENV",
     "DEFAULT_BASE_URL",
+    "DEFAULT_POLICY",
+    "PURPOSES",
     "AsyncLinqClient",
     "AsyncRegistry",
     "AsyncRouter",
@@ -43,6 +46,8 @@ __all__ = [
     "PhoneNumber",
     "Pick",
     "PickContext",
+    "Policy",
+    "PolicySpecError",
     "RateLimitError",
     "Registry",
     "RegistryUnavailableError",
@@ -53,4 +58,5 @@ __all__ = [
     "SnapshotListener",
     "SnapshotSource",
     "Stage",
+    "voice_memo_policy",
 ]

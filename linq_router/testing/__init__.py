@@ -9,8 +9,13 @@ response shapes and faults you control at run time::
         server.fail_next("3006")
         ...  # point the client at server.base_url, key server.api_key
 
+For policy plugin authors (needs hypothesis): ``check_policy(factory)`` and the
+strategies ``phone_numbers()``, ``snapshots()``, ``recipients()``.
+
 .. versionadded:: 0.1
 """
+
+from typing import TYPE_CHECKING, Any
 
 from ._clock import FakeClock
 from ._fake_api import FakeLinqServer
@@ -18,15 +23,55 @@ from ._fake_data import NumberSpec, Shape, default_pool, sample_pool
 from ._faults import FAULT_KINDS, Fault, error_envelope
 from ._routes import RecordedRequest
 
+if TYPE_CHECKING:
+    from .contract import PolicyContractError, check_policy
+    from .strategies import e164_numbers, emails, phone_numbers, recipients, snapshots
+
+# The policy kit needs hypothesis, a test-time dependency: import it on first use so
+# that the fake API works without it.
+_LAZY = {
+    "PolicyContractError": "contract",
+    "check_policy": "contract",
+    "e164_numbers": "strategies",
+    "emails": "strategies",
+    "phone_numbers": "strategies",
+    "recipients": "strategies",
+    "snapshots": "strategies",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        msg = f"module {__name__!r} has no attribute {name!r}"
+        raise AttributeError(msg)
+    import importlib  # noqa: PLC0415
+
+    try:
+        value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    except ImportError as exc:
+        msg = f"linq_router.testing.{name} needs hypothesis: pip install 'linq-router[testing]'"
+        raise ImportError(msg) from exc
+    globals()[name] = value
+    return value
+
+
 __all__ = [
     "FAULT_KINDS",
     "FakeClock",
     "FakeLinqServer",
     "Fault",
     "NumberSpec",
+    "PolicyContractError",
     "RecordedRequest",
     "Shape",
+    "check_policy",
     "default_pool",
+    "e164_numbers",
+    "emails",
     "error_envelope",
+    "phone_numbers",
+    "recipients",
     "sample_pool",
+    "snapshots",
 ]

@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 
+import linq
 import pytest
+from linq import AsyncLinqAPIV3, LinqAPIV3
 
-linq = pytest.importorskip("linq")
-
-from linq import AsyncLinqAPIV3, LinqAPIV3  # noqa: E402 - after the importorskip guard
-
-from linq_router.testing import FakeLinqServer, sample_pool  # noqa: E402
+from linq_router.testing import FakeLinqServer, sample_pool
 
 LIST = "GET /v3/phone_numbers"
 UPDATE = "PUT /v3/phone_numbers/{id}"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 
-from linq_router._pick import Pick, PickContext
+from linq_router import Pick, PickContext
 from linq_router.policies import BaseSelector, CompiledSelector, Group
 
 __all__ = ["LeastRecent", "least_recent"]
