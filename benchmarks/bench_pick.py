@@ -2,8 +2,10 @@
 
 Run from the repository root::
 
-    python benchmarks/bench_pick.py            # writes docs/benchmarks.md
-    python benchmarks/bench_pick.py --quick    # fewer repeats, prints only
+    python benchmarks/bench_pick.py                       # writes its section of docs/benchmarks.md
+    python benchmarks/bench_pick.py --quick --no-write    # fewer repeats, prints only
+
+``python benchmarks/run.py`` runs this and the registry benchmark and draws the plot.
 
 Everything runs in one process, against a minimal hand-written round robin (a method
 that increments an index and returns ``lines[i % n]``) measured in the same run. The
@@ -16,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
-import platform
 import statistics
 import sys
 import time
@@ -27,8 +27,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from linq_router._models import PhoneNumber, Reputation, Snapshot
-from linq_router._router import Router
+from _report import machine, write_section
+
+from linq_router import PhoneNumber, Reputation, Router, Snapshot
 
 SIZES = (10, 100, 1_000, 10_000)
 AREA_CODES = [f"{a}" for a in range(201, 990, 7)][:60]
@@ -115,22 +116,6 @@ def time_per_call(fn: Callable[[], object], number: int, repeat: int) -> float:
     return statistics.median(runs) / number
 
 
-def machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    impl = platform.python_implementation()
-    return (
-        f"{model}, {os.cpu_count()} CPUs; {platform.system()} {platform.release()}; "
-        f"{impl} {platform.python_version()}"
-    )
-
-
 def run(
     number: int, repeat: int
 ) -> tuple[dict[str, dict[int, float]], dict[int, float], dict[str, dict[int, float]]]:
@@ -172,10 +157,10 @@ def report(
 ) -> str:
     base_median = statistics.median(baseline.values())
     lines = [
-        "# Pick benchmarks",
+        "## Pick latency",
         "",
         f"Machine: {machine()}.  ",
-        f"Run: `python benchmarks/bench_pick.py` on {time.strftime('%Y-%m-%d')}; "
+        f"Run: `python benchmarks/run.py` on {time.strftime('%Y-%m-%d')}; "
         f"{number:,} picks per run, median of {repeat} runs.",
         "",
         "A warm `Router.pick` (registry double, policy compiled), in nanoseconds per pick,",
@@ -228,9 +213,10 @@ def report(
         verdicts.append(
             "- Every built-in's 10,000-line pick is within 1.5x of its 10-line pick: met."
         )
-    lines += ["", "## Against the targets", "", *verdicts, ""]
+    lines += ["", "![pick latency against pool size](benchmarks-pick.svg)", ""]
+    lines += ["### Against the targets", "", *verdicts, ""]
     lines += [
-        "## Compile time (once per new snapshot, not per pick)",
+        "### Compile time (once per new snapshot, not per pick)",
         "",
         "Building the router (which compiles the chat policy against the snapshot), in ms.",
         "",
@@ -241,7 +227,7 @@ def report(
         lines.append(f"| {name} | " + " | ".join(f"{by_size[s] * 1e3:.1f}" for s in SIZES) + " |")
     lines += [
         "",
-        "## Locks on the pick path",
+        "### Locks on the pick path",
         "",
         "A pick that needs no refresh takes no lock of the router's: it reads the",
         "compiled policy and compares one version string. `round-robin` and",
@@ -255,20 +241,25 @@ def report(
     return "\n".join(lines)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer picks; print, do not write")
-    parser.add_argument("--output", default="docs/benchmarks.md")
-    args = parser.parse_args()
-    number, repeat = (5_000, 3) if args.quick else (50_000, 7)
+def section(*, quick: bool) -> tuple[str, dict[str, dict[int, float]]]:
+    """The markdown section, and ns per pick by policy and size (baseline included)."""
+    number, repeat = (5_000, 3) if quick else (50_000, 7)
     results, baseline, compile_times = run(number, repeat)
     text = report(results, baseline, compile_times, number, repeat)
+    series = {"baseline: lines[i % n]": {s: v * 1e9 for s, v in baseline.items()}}
+    series.update({name: {s: v * 1e9 for s, v in by.items()} for name, by in results.items()})
+    return text, series
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer picks")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args()
+    text, _ = section(quick=args.quick)
     print(text)
-    if not args.quick:
-        out = Path(args.output)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
-        print(f"wrote {out}", file=sys.stderr)
+    if not args.no_write:
+        write_section("pick", text)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,38 @@
+"""Run every benchmark, print the tables, write docs/benchmarks.md and its plot.
+
+Run: ``python benchmarks/run.py [--quick] [--no-write]``. ``--quick`` (CI) uses fewer
+repetitions; ``--no-write`` prints without touching docs/.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import bench_pick
+import bench_registry
+from _plot import latency_chart
+from _report import DOC, write_section
+
+PLOT = DOC.parent / "benchmarks-pick.svg"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions (CI)")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args()
+
+    pick_text, series = bench_pick.section(quick=args.quick)
+    print(pick_text)
+    registry_text = bench_registry.run(quick=args.quick)
+    print(registry_text)
+    chart = latency_chart(series, title="Warm Router.pick: ns per pick by pool size")
+    if not args.no_write:
+        write_section("pick", pick_text)
+        write_section("registry", registry_text)
+        PLOT.write_text(chart, encoding="utf-8")
+        print(f"wrote {DOC} and {PLOT}")
+
+
+if __name__ == "__main__":
+    main()
