@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 import attrs
 
@@ -62,17 +62,21 @@ class _AsyncClient(Protocol):
     ) -> Awaitable[PhoneNumber]: ...
 
 
-class _RegistryCore:
+_C = TypeVar("_C", _SyncClient, _AsyncClient)
+
+
+class _RegistryCore(Generic[_C]):
     """Cache state and the decisions about it. No I/O, no waiting."""
 
     def __init__(
         self,
+        client: _C,
         *,
-        ttl: float,
-        stale_if_error: float,
-        refresh_ahead: float | None,
-        error_retry_interval: float,
-        clock: Callable[[], float],
+        ttl: float = 60.0,
+        stale_if_error: float = 600.0,
+        refresh_ahead: float | None = None,
+        error_retry_interval: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not ttl > 0 or math.isinf(ttl):
             msg = f"ttl must be a positive number of seconds, got {ttl!r}"
@@ -89,6 +93,7 @@ class _RegistryCore:
         if not error_retry_interval > 0:
             msg = f"error_retry_interval must be positive, got {error_retry_interval!r}"
             raise ValueError(msg)
+        self.client: _C = client
         self.ttl = ttl
         self.stale_if_error = stale_if_error
         self.refresh_ahead = refresh_ahead
@@ -268,7 +273,7 @@ class _RegistryCore:
         raise self._unavailable(cause) from cause
 
 
-class Registry(_RegistryCore):
+class Registry(_RegistryCore[_SyncClient]):
     """A cached, self-refreshing view of the partner's lines, for threads.
 
     ``snapshot()`` serves the cached ``Snapshot`` until it is ``ttl`` seconds old, then
@@ -289,27 +294,10 @@ class Registry(_RegistryCore):
     .. versionadded:: 0.1
     """
 
-    def __init__(
-        self,
-        client: _SyncClient,
-        *,
-        ttl: float = 60.0,
-        stale_if_error: float = 600.0,
-        refresh_ahead: float | None = None,
-        error_retry_interval: float = 5.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        super().__init__(
-            ttl=ttl,
-            stale_if_error=stale_if_error,
-            refresh_ahead=refresh_ahead,
-            error_retry_interval=error_retry_interval,
-            clock=clock,
-        )
-        self.client = client
-        self._inflight: concurrent.futures.Future[Snapshot] | None = None
-        self._inflight_lock = threading.Lock()
-        self._background: threading.Thread | None = None
+    # The refresh under way (joined by every caller that needs one) and the thread of
+    # the last background refresh; both guarded by the state lock.
+    _inflight: concurrent.futures.Future[Snapshot] | None = None
+    _background: threading.Thread | None = None
 
     def snapshot(self) -> Snapshot:
         """The current snapshot; refreshes it first if it expired or was never fetched."""
@@ -352,7 +340,7 @@ class Registry(_RegistryCore):
 
     def _start(self, *, background: bool) -> concurrent.futures.Future[Snapshot]:
         """Join the refresh under way, or lead a new one (here, or in a thread)."""
-        with self._inflight_lock:
+        with self._state_lock:
             future = self._inflight
             if future is not None:
                 return future
@@ -372,13 +360,13 @@ class Registry(_RegistryCore):
             snapshot = self._install(self.client.list_phone_numbers())
         except BaseException as exc:
             self._record_failure(exc)
-            with self._inflight_lock:
+            with self._state_lock:
                 self._inflight = None
             future.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise
         else:
-            with self._inflight_lock:
+            with self._state_lock:
                 self._inflight = None
             future.set_result(snapshot)
 
@@ -403,7 +391,7 @@ class Registry(_RegistryCore):
         self.close()
 
 
-class AsyncRegistry(_RegistryCore):
+class AsyncRegistry(_RegistryCore[_AsyncClient]):
     """The asyncio twin of ``Registry``: ``await registry.snapshot()``.
 
     The same arguments and behaviour; concurrent tasks arriving at an expired or empty
@@ -414,25 +402,8 @@ class AsyncRegistry(_RegistryCore):
     .. versionadded:: 0.1
     """
 
-    def __init__(
-        self,
-        client: _AsyncClient,
-        *,
-        ttl: float = 60.0,
-        stale_if_error: float = 600.0,
-        refresh_ahead: float | None = None,
-        error_retry_interval: float = 5.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        super().__init__(
-            ttl=ttl,
-            stale_if_error=stale_if_error,
-            refresh_ahead=refresh_ahead,
-            error_retry_interval=error_retry_interval,
-            clock=clock,
-        )
-        self.client = client
-        self._inflight: asyncio.Task[Snapshot] | None = None
+    # The refresh task under way, shared by every task that needs one.
+    _inflight: asyncio.Task[Snapshot] | None = None
 
     async def snapshot(self) -> Snapshot:
         """The current snapshot; refreshes it first if it expired or was never fetched."""
