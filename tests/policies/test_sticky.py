@@ -157,3 +157,37 @@ def test_all_weights_zero_raises() -> None:
     compiled = _fresh([make_line(0, "CRITICAL")])
     with pytest.raises(NoEligibleNumberError):
         compiled.pick(make_context("+14155550001"))
+
+
+def test_two_processes_agree_without_talking() -> None:
+    """A separate interpreter (its own hash seed, no shared state) makes the same assignments."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import json\n"
+        "from linq_router import PhoneNumber, Reputation, Snapshot\n"
+        "from linq_router._pick import make_context\n"
+        "from linq_router.policies import compile_policy, parse_policy\n"
+        "reps = [Reputation.HEALTHY, Reputation.AT_RISK]\n"
+        "lines = [PhoneNumber(f'id-{i}', f'+1202555{i:04d}', reps[i % 2]) for i in range(25)]\n"
+        "c = compile_policy(parse_policy('sticky'), Snapshot(lines))\n"
+        "to = [f'+1415555{i:04d}' for i in range(300)]\n"
+        "print(json.dumps({t: c.pick(make_context(t)).number.id for t in to}))\n"
+    )
+    env = {**os.environ, "PYTHONHASHSEED": "12345"}
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        check=True,
+    )
+    theirs = json.loads(proc.stdout)
+    reps = [Reputation.HEALTHY, Reputation.AT_RISK]
+    lines = [PhoneNumber(f"id-{i}", f"+1202555{i:04d}", reps[i % 2]) for i in range(25)]
+    ours = _assign(_fresh(lines), [f"+1415555{i:04d}" for i in range(300)])
+    assert ours == theirs
