@@ -46,8 +46,6 @@ def test_public_names_come_from_private_modules_only() -> None:
     import linq_router
 
     public = {
-        n
-        for n, v in vars(linq_router).items()
-        if not n.startswith("_") and not inspect.ismodule(v)
+        n for n, v in vars(linq_router).items() if not n.startswith("_") and not inspect.ismodule(v)
     }
     assert public == set(linq_router.__all__)

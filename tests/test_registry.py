@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -66,49 +66,32 @@ def test_version_changes_only_with_content(
 
 
 def test_fifty_threads_on_a_cold_registry_send_one_request(
-    server: FakeLinqServer, client: LinqClient, clock: FakeClock
+    server: FakeLinqServer,
+    client: LinqClient,
+    clock: FakeClock,
+    in_threads: Callable[..., list[Snapshot]],
 ) -> None:
     """50 threads racing an empty registry share one list request and its result."""
     registry = Registry(client, ttl=60, clock=clock)
     server.fail_next("delay", times=1, delay=0.3)
-    results: list[Snapshot] = []
-    barrier = threading.Barrier(50, timeout=10)
-
-    def work() -> None:
-        barrier.wait()
-        results.append(registry.snapshot())
-
-    threads = [threading.Thread(target=work) for _ in range(50)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=10)
-    assert not any(t.is_alive() for t in threads)
+    results = in_threads(registry.snapshot, 50)
     assert len(results) == 50
     assert len({id(s) for s in results}) == 1
     assert server.count(LIST) == 1
 
 
 def test_fifty_threads_on_an_expired_registry_send_one_request(
-    server: FakeLinqServer, client: LinqClient, clock: FakeClock
+    server: FakeLinqServer,
+    client: LinqClient,
+    clock: FakeClock,
+    in_threads: Callable[..., list[Snapshot]],
 ) -> None:
     """Once the snapshot expires, 50 racing threads cause exactly one more request."""
     registry = Registry(client, ttl=60, clock=clock)
     old = registry.snapshot()
     clock.advance(61)
     server.fail_next("delay", times=1, delay=0.3)
-    results: list[Snapshot] = []
-    barrier = threading.Barrier(50, timeout=10)
-
-    def work() -> None:
-        barrier.wait()
-        results.append(registry.snapshot())
-
-    threads = [threading.Thread(target=work) for _ in range(50)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=10)
+    results = in_threads(registry.snapshot, 50)
     assert len(results) == 50
     assert all(s is not old and s.fetched_at == clock() for s in results)
     assert server.count(LIST) == 2

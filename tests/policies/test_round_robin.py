@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
+from collections.abc import Callable
 
 import attrs
 
@@ -27,25 +27,13 @@ def test_rotates_in_snapshot_order() -> None:
     assert _ids(compiled, 6) == [line.id for line in lines] * 2
 
 
-def test_sixteen_threads_share_exactly() -> None:
+def test_sixteen_threads_share_exactly(in_threads: Callable[..., list[Counter[str]]]) -> None:
     """16 threads taking 16,000 picks over 8 lines give each line exactly 2,000."""
     compiled = compile_policy(as_policy(round_robin()), snap(make_line(i) for i in range(8)))
-    counts: Counter[str] = Counter()
-    lock = threading.Lock()
-    barrier = threading.Barrier(16)
-
-    def work() -> None:
-        barrier.wait(timeout=10)
-        local = Counter(compiled.pick(CTX).number.id for _ in range(1000))
-        with lock:
-            counts.update(local)
-
-    threads = [threading.Thread(target=work) for _ in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    assert not any(t.is_alive() for t in threads)
+    counts = sum(
+        in_threads(lambda: Counter(compiled.pick(CTX).number.id for _ in range(1000)), 16),
+        Counter(),
+    )
     assert sorted(counts.values()) == [2000] * 8
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 from collections import Counter
+from collections.abc import Callable
 
 import attrs
 import pytest
@@ -37,24 +37,15 @@ def test_same_recipient_same_line_across_calls_and_instances() -> None:
     assert len(set(first.values())) == 10
 
 
-def test_same_line_across_threads() -> None:
+def test_same_line_across_threads(in_threads: Callable[..., list[set[str]]]) -> None:
     """Threads picking for the same conversation all get one line."""
     compiled = _fresh([make_line(i) for i in range(20)])
-    seen: list[str] = []
-    lock = threading.Lock()
-
-    def work() -> None:
-        ids = {compiled.pick(make_context("+14155550001")).number.id for _ in range(200)}
-        with lock:
-            seen.extend(ids)
-
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    assert not any(t.is_alive() for t in threads)
-    assert len(set(seen)) == 1
+    seen = set().union(
+        *in_threads(
+            lambda: {compiled.pick(make_context("+14155550001")).number.id for _ in range(200)}, 8
+        )
+    )
+    assert len(seen) == 1
 
 
 def test_removing_a_line_moves_only_its_recipients() -> None:
