@@ -13,6 +13,7 @@ from ._errors import (
     LinqResponseError,
     LinqRouterError,
     NoEligibleNumberError,
+    PolicySpecError,
     RateLimitError,
     RegistryUnavailableError,
     ServerError,
@@ -21,7 +22,7 @@ from ._models import LineStatus, LineType, PhoneNumber, Reputation, Snapshot
 from ._pick import PURPOSES, Explanation, Pick, PickContext, Stage
 from ._registry import AsyncRegistry, Registry, SnapshotListener
 from ._router import AsyncRouter, AsyncSnapshotSource, Router, SnapshotSource, voice_memo_policy
-from .policies import DEFAULT_POLICY, Policy, PolicySpecError
+from .policies import DEFAULT_POLICY, Policy
 
 __all__ = [
     "API_KEY_ENV",

@@ -11,7 +11,8 @@ The tree::
     │   │                            dropped connection), after the retries ran out
     │   ├── LinqResponseError        a 2xx answer whose body is not the documented shape
     │   └── RegistryUnavailableError the registry has no snapshot it may serve
-    └── NoEligibleNumberError        a policy found no line it may send from
+    ├── NoEligibleNumberError        a policy found no line it may send from (a LookupError)
+    └── PolicySpecError              a policy spec or plugin registration is wrong (a ValueError)
 
 ``RegistryUnavailableError`` raised at a cold start (no snapshot was ever fetched) is
 also an instance of the error that caused it, so ``except AuthenticationError`` still
@@ -31,6 +32,7 @@ __all__ = [
     "LinqResponseError",
     "LinqRouterError",
     "NoEligibleNumberError",
+    "PolicySpecError",
     "RateLimitError",
     "RegistryUnavailableError",
     "ServerError",
@@ -156,6 +158,15 @@ class RegistryUnavailableError(LinqAPIError):
 
 class NoEligibleNumberError(LinqRouterError, LookupError):
     """A policy found no line it may send from; the message says what was dropped and why.
+
+    .. versionadded:: 0.1
+    """
+
+
+class PolicySpecError(LinqRouterError, ValueError):
+    """A policy spec or registration is wrong: unknown name, bad argument, bad syntax.
+
+    The message names the offending token and lists the known names.
 
     .. versionadded:: 0.1
     """

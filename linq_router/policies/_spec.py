@@ -21,7 +21,7 @@ import re
 import threading
 from collections.abc import Callable, Mapping
 
-from linq_router._errors import LinqRouterError
+from linq_router._errors import PolicySpecError
 
 from ._base import BaseFilter, BaseSelector, Filter, Policy, Selector, _kind
 from ._geomatch import geomatch
@@ -46,15 +46,6 @@ ENTRY_POINT_GROUP = "linq_router.policies"
 
 StageFactory = Callable[..., "Filter | Selector | BaseFilter | BaseSelector"]
 """Builds a stage from a spec's arguments (strings): ``factory(*args, **kwargs)``."""
-
-
-class PolicySpecError(LinqRouterError, ValueError):
-    """A policy spec or registration is wrong: unknown name, bad argument, bad syntax.
-
-    The message names the offending token and lists the known names.
-
-    .. versionadded:: 0.1
-    """
 
 
 def _float(name: str, key: str, value: str) -> float:
