@@ -109,6 +109,10 @@ class _RegistryCore(Generic[_C]):
         self._retry_at = -math.inf
         self._last_error: BaseException | None = None
         self._listeners: list[SnapshotListener] = []
+        # Forwarding numbers written through the registry, by line id, with the write's
+        # sequence number: a list fetched before a write must not undo it.
+        self._writes: dict[str, tuple[int, str | None]] = {}
+        self._write_seq = 0
         self._state_lock = threading.Lock()
         self.refreshes = 0
         """How many list requests this registry has completed successfully."""
@@ -158,8 +162,23 @@ class _RegistryCore(Generic[_C]):
 
     # -- state changes ------------------------------------------------------------------
 
-    def _install(self, numbers: Iterable[PhoneNumber]) -> Snapshot:
+    def _fetch_started(self) -> int:
+        """Mark the start of a list request: the writes it cannot have seen come after."""
+        with self._state_lock:
+            return self._write_seq
+
+    def _install(self, numbers: Iterable[PhoneNumber], started: int) -> Snapshot:
         now = self._clock()
+        with self._state_lock:
+            # Writes made while the list was in flight are newer than what it says;
+            # writes made before it started are in it and need no more remembering.
+            self._writes = {k: v for k, v in self._writes.items() if v[0] > started}
+            newer = {k: v[1] for k, v in self._writes.items()}
+        if newer:
+            numbers = [
+                attrs.evolve(n, forwarding_number=newer[n.id]) if n.id in newer else n
+                for n in numbers
+            ]
         snapshot = Snapshot(tuple(numbers), now)
         with self._state_lock:
             previous = self._current
@@ -201,6 +220,8 @@ class _RegistryCore(Generic[_C]):
     def _write_through(self, updated: PhoneNumber) -> PhoneNumber:
         """Apply a PUT's answer to the cached snapshot; return the full line."""
         with self._state_lock:
+            self._write_seq += 1
+            self._writes[updated.id] = (self._write_seq, updated.forwarding_number)
             current = self._current
             cached = current.get(updated.id) if current is not None else None
             if current is None or cached is None:
@@ -357,7 +378,8 @@ class Registry(_RegistryCore[_SyncClient]):
 
     def _lead(self, future: concurrent.futures.Future[Snapshot]) -> None:
         try:
-            snapshot = self._install(self.client.list_phone_numbers())
+            started = self._fetch_started()
+            snapshot = self._install(self.client.list_phone_numbers(), started)
         except BaseException as exc:
             self._record_failure(exc)
             with self._state_lock:
@@ -446,7 +468,8 @@ class AsyncRegistry(_RegistryCore[_AsyncClient]):
 
     async def _lead(self) -> Snapshot:
         try:
-            return self._install(await self.client.list_phone_numbers())
+            started = self._fetch_started()
+            return self._install(await self.client.list_phone_numbers(), started)
         except Exception as exc:
             self._record_failure(exc)
             raise

@@ -342,3 +342,24 @@ def test_sync_and_async_registries_have_the_same_methods() -> None:
 
     renamed = {"close": "aclose"}
     assert {renamed.get(n, n) for n in public(Registry)} == public(AsyncRegistry)
+
+
+def test_a_list_fetched_before_an_update_does_not_undo_it(
+    server: FakeLinqServer, client: LinqClient, clock: FakeClock
+) -> None:
+    """A refresh answered with pre-update data keeps the forwarding number just written."""
+    registry = Registry(client, ttl=60, refresh_ahead=30, clock=clock)
+    target = registry.snapshot().numbers[0]
+    server.fail_next("delay", times=1, delay=0.5, route="GET /v3/phone_numbers")
+    clock.advance(31)
+    registry.snapshot()  # starts the background refresh; its answer is already rendered
+    assert server.wait_for_requests(2, "GET /v3/phone_numbers", timeout=5)
+    registry.update_phone_number(target.id, forwarding_number="+13125550000")
+    registry.close()
+    assert registry.refreshes == 2
+    assert registry.snapshot().get(target.id).forwarding_number == "+13125550000"  # type: ignore[union-attr]
+    clock.advance(31)
+    registry.snapshot()
+    registry.close()  # a list fetched after the write carries it on its own
+    assert registry.snapshot().get(target.id).forwarding_number == "+13125550000"  # type: ignore[union-attr]
+    assert registry._writes == {}
