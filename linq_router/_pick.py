@@ -139,9 +139,12 @@ def make_context(to: str | Iterable[str] | None, purpose: str = "chat") -> PickC
         return _NO_RECIPIENT[purpose]
     if isinstance(to, str):
         return _single(to, purpose)
-    if isinstance(to, bytes):
-        msg = f"recipient {to!r} must be a str, not bytes"
-        raise TypeError(msg)
+    if isinstance(to, (bytes, bytearray)) or not isinstance(to, Iterable):
+        msg = (
+            f"recipient {to!r} is neither an E.164 number (+12025551234) nor an email "
+            "address, nor a list of them"
+        )
+        raise ValueError(msg)
     handles = tuple(_normalize(h) for h in to)
     if not handles:
         msg = f"to={to!r} is empty; give at least one recipient or None"

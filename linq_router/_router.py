@@ -91,6 +91,12 @@ class _RouterCore:
         policy: PolicyLike | None,
         policies: Mapping[str, PolicyLike] | None,
     ) -> None:
+        if not callable(getattr(registry, "snapshot", None)):
+            msg = (
+                f"a router reads lines from a registry (Registry, AsyncRegistry, or any "
+                f"object with snapshot()); got {type(registry).__name__}"
+            )
+            raise TypeError(msg)
         chat = as_policy(DEFAULT_POLICY if policy is None else policy)
         resolved: dict[str, Policy] = {"chat": chat, "voice_memo": voice_memo_policy(chat)}
         for purpose, value in (policies or {}).items():
@@ -181,6 +187,15 @@ class _RouterCore:
         pinnables = self._pinnables()
         if not pinnables:
             msg = f"no sticky policy to pin with; policies: {self.policy.name!r}"
+            raise ValueError(msg)
+        # A pin the filters would drop would be ignored on the very next pick: say so now.
+        allowed = self._compiled_for(snapshot, "chat").candidates(make_context(to))
+        if number not in allowed:
+            msg = (
+                f"cannot pin to {number.phone_number}: policy {self.policy.name!r} does not "
+                f"allow it for this conversation now ({number.reputation.value}, "
+                f"status {number.status or 'unknown'})"
+            )
             raise ValueError(msg)
         for selector in pinnables:
             selector.pin(key, number.id)

@@ -7,6 +7,7 @@ import logging
 from collections import Counter
 from collections.abc import Callable
 
+import attrs
 import pytest
 
 from linq_router._errors import NoEligibleNumberError
@@ -78,6 +79,8 @@ def test_default_policy_and_pick_fields() -> None:
         (["+12025550000", "nope"], "chat", "'nope'"),
         ("+12025550000", "sms", "'sms'"),
         (None, "fax", "'fax'"),
+        (12025550123, "chat", "12025550123"),
+        (b"+12025550123", "chat", "b'+12025550123'"),
     ],
 )
 def test_bad_input_is_a_value_error_naming_the_value(
@@ -92,7 +95,7 @@ def test_bad_input_is_a_value_error_naming_the_value(
 
 def test_bad_spec_fails_at_construction_listing_names() -> None:
     """An unknown policy name fails when the Router is built, listing known names."""
-    with pytest.raises(PolicySpecError, match=r"known: .*round-robin"):
+    with pytest.raises(PolicySpecError, match=r"known names: .*round-robin"):
         Router(FakeRegistry(POOL), "skip-critical | nope")
     with pytest.raises(ValueError, match="'sms'"):
         Router(FakeRegistry(POOL), policies={"sms": "round-robin"})
@@ -215,6 +218,22 @@ def test_sticky_forget_and_pin_on_the_router() -> None:
         router.pin("+14155550000", "+19999999999")
     with pytest.raises(ValueError, match="no sticky policy"):
         Router(FakeRegistry(pool), "round-robin").pin("+14155550000", target.id)
+
+
+def test_pin_to_a_line_the_policy_drops_is_refused() -> None:
+    """Pinning to a CRITICAL line under skip-critical fails now, not silently later."""
+    pool = Snapshot([_line(0), attrs.evolve(_line(1), reputation=Reputation.CRITICAL)])
+    router = Router(FakeRegistry(pool), "skip-critical | sticky")
+    with pytest.raises(ValueError, match="does not allow it") as info:
+        router.pin("+14155550000", pool[1].id)
+    assert "CRITICAL" in str(info.value)
+    assert router.pick("+14155550000").number == pool[0]
+
+
+def test_a_router_needs_a_registry() -> None:
+    """Passing a Snapshot (or anything without snapshot()) fails at construction."""
+    with pytest.raises(TypeError, match="Snapshot"):
+        Router(Snapshot([_line(0)]))  # type: ignore[arg-type]
 
 
 def test_async_router_shares_the_logic() -> None:

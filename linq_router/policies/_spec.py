@@ -313,9 +313,8 @@ def _build_stage(text: str, spec: str) -> Filter | Selector:
     name = _normalize(match.group(1))
     entry = names.get(name)
     if entry is None:
-        msg = (
-            f"unknown policy {match.group(1)!r} in spec {spec!r}; known: {', '.join(sorted(names))}"
-        )
+        known = ", ".join(sorted(names))
+        msg = f"unknown policy {match.group(1)!r} in spec {spec!r}; known names: {known}"
         raise PolicySpecError(msg)
     factory, usage = entry
     args, kwargs = _parse_args(match.group(2) or "", spec)
@@ -338,6 +337,17 @@ def parse_policy(spec: str) -> Policy:
 
     .. versionadded:: 0.1
     """
+    try:
+        return _parse_policy(spec)
+    except PolicySpecError as exc:
+        # Whatever was wrong, the reader's next question is "what may I write?".
+        if "known names:" in str(exc):
+            raise
+        msg = f"{exc} (known names: {', '.join(available_policies())})"
+        raise PolicySpecError(msg) from exc
+
+
+def _parse_policy(spec: str) -> Policy:
     if not isinstance(spec, str):
         msg = f"a policy spec is a string, got {type(spec).__name__}"
         raise PolicySpecError(msg)
