@@ -84,10 +84,11 @@ class Rotation:
     counter and each remaining line's phase.
     """
 
-    __slots__ = ("_cycle", "_ids", "_slots", "_span", "_strides", "_times", "pick")
+    __slots__ = ("_cycle", "_departed", "_ids", "_slots", "_span", "_strides", "_times", "pick")
 
     pick: Callable[[PickContext], Pick]
     """The next line of the rotation (a C-level callable; ``ctx`` is ignored)."""
+    _departed: dict[str, tuple[int, int, int]]
 
     def __init__(
         self,
@@ -101,6 +102,17 @@ class Rotation:
         span = 2 * math.lcm(*ints) * len(keys)
         strides = [span // w for w in ints]
         carried = previous._phases_now() if previous is not None else {}
+        # Lines that left keep their phase, frozen, for when they come back: a line that
+        # flaps in and out of the pool then still reaches its turn while it is present,
+        # instead of re-entering half a stride away every time and never being picked.
+        present = set(keys)
+        departed = dict(previous._departed) if previous is not None else {}
+        departed.update((k, v) for k, v in carried.items() if k not in present)
+        for key in present.intersection(departed):
+            del departed[key]
+        while len(departed) > 4 * len(keys) + 64:  # bounded: forget the oldest first
+            del departed[next(iter(departed))]
+        self._departed = departed
         # Sort key: time, then (for ties) the order the old schedule had, then position,
         # so a reordered snapshot of the same lines continues exactly as before.
         events: list[tuple[int, int, int]] = []
@@ -108,10 +120,20 @@ class Rotation:
         # New lines of equal weight are staggered evenly across their stride; starting
         # them all at one phase would bunch them (20 light lines in a row, then the
         # heavy line twice in a row).
-        fresh = Counter(w for key, w in zip(keys, ints, strict=True) if key not in carried)
+        departed_before = dict(previous._departed) if previous is not None else {}
+        fresh = Counter(
+            w
+            for key, w in zip(keys, ints, strict=True)
+            if key not in carried and key not in departed_before
+        )
         nth: Counter[int] = Counter()
         for position, (key, weight, stride) in enumerate(zip(keys, ints, strides, strict=True)):
             phase = carried.get(key)
+            if phase is None and key in departed_before:
+                # A returning line wins ties: it has waited longer than the line it
+                # ties with, and losing every tie would keep a flapping line out.
+                back = departed_before[key]
+                phase = (back[0], back[1], -1)
             if phase is None:
                 offset = (2 * nth[weight] + 1) * stride // (2 * fresh[weight])
                 nth[weight] += 1

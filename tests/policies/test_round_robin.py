@@ -6,6 +6,7 @@ from collections import Counter
 from collections.abc import Callable
 
 import attrs
+import pytest
 
 from linq_router._pick import make_context
 from linq_router.policies import as_policy, compile_policy, parse_policy, round_robin
@@ -91,3 +92,21 @@ def test_alternating_pools_keep_the_remaining_lines_level() -> None:
         counts[compiled.pick(CTX).number.id] += 1
     # A positional cursor would favour whichever lines the two schedules share slots for.
     assert max(counts[b.id] for b in base) - min(counts[b.id] for b in base) <= 2
+
+
+@pytest.mark.parametrize("period", [3, 4, 8, 50])
+def test_a_line_that_comes_and_goes_gets_its_turns_while_present(period: int) -> None:
+    """A line absent every other stretch of `period` picks still gets about 1/9 when present."""
+    base = [make_line(i) for i in range(8)]
+    extra = make_line(99)
+    policy = parse_policy("round-robin")
+    compiled = None
+    counts: Counter[str] = Counter()
+    present = 0
+    for i in range(9000):
+        here = (i // period) % 2 == 0
+        present += here
+        compiled = compile_policy(policy, snap([*base, extra] if here else base), previous=compiled)
+        counts[compiled.pick(CTX).number.id] += 1
+    # It returns where it left off instead of half a stride back, so it is not starved.
+    assert counts[extra.id] == pytest.approx(present / 9, rel=0.25)
