@@ -247,27 +247,41 @@ class _RegistryCore(Generic[_C]):
 
     # -- decisions ----------------------------------------------------------------------
 
-    def _decide(self) -> tuple[str, Snapshot | None]:
-        """What a caller past the fast path should do.
+    def _decide(self) -> tuple[str, Snapshot | None, int]:
+        """What a caller past the fast path should do, and the refresh count it saw.
 
         ``("serve", s)``: return ``s``; ``("serve+background", s)``: return ``s`` and start
-        a background refresh; ``("wait", None)``: wait for a refresh; ``("fail", None)``:
-        raise ``RegistryUnavailableError``.
+        a background refresh; ``("wait", None)``: wait for a refresh (when there is
+        nothing it may serve, a caller always tries: a failure is reported, never
+        assumed).
         """
         now = self._clock()
         with self._state_lock:
             current = self._current
             failing = self._last_error is not None
-            retry_due = now >= self._retry_at
             servable = current is not None and (
                 now < self._expires_at or (failing and now < self._stale_until)
             )
+            # Past the refresh-ahead point, or a retry is due while serving stale. (A
+            # caller that missed the fast path only because a refresh just landed is
+            # before both, and must not start another.)
+            refresh_due = now >= self._fresh_until and now >= self._retry_at
+            epoch = self.refreshes + self.failures
         if servable:
-            # Fresh but past the refresh-ahead point, or stale while refreshes fail.
-            return ("serve+background" if retry_due else "serve", current)
-        if failing and not retry_due:
-            return ("fail", None)
-        return ("wait", None)
+            return ("serve+background" if refresh_due else "serve", current, epoch)
+        return ("wait", None, epoch)
+
+    def _settled_since(self, epoch: int) -> Snapshot | BaseException | None:
+        """The outcome of a refresh that ended after the caller decided (at ``epoch``).
+
+        Under the state lock. A caller that decided to wait, but whose refresh ended
+        before it could join, takes that outcome instead of sending another request.
+        """
+        if self.refreshes + self.failures == epoch:
+            return None
+        if self._last_error is not None:
+            return self._last_error
+        return self._current
 
     def _unavailable(self, cause: BaseException | None) -> Exception:
         with self._state_lock:
@@ -287,11 +301,6 @@ class _RegistryCore(Generic[_C]):
         if stale_ok and current is not None:
             return current
         raise self._unavailable(exc) from exc
-
-    def _raise_failed(self) -> Snapshot:
-        with self._state_lock:
-            cause = self._last_error
-        raise self._unavailable(cause) from cause
 
 
 class Registry(_RegistryCore[_SyncClient]):
@@ -327,14 +336,12 @@ class Registry(_RegistryCore[_SyncClient]):
         return self._slow_snapshot()
 
     def _slow_snapshot(self) -> Snapshot:
-        action, current = self._decide()
+        action, current, epoch = self._decide()
         if action == "serve+background":
-            self._start(background=True)
+            self._start(background=True, epoch=epoch)
         if current is not None:
             return current
-        if action == "fail":
-            return self._raise_failed()
-        future = self._start(background=False)
+        future = self._start(background=False, epoch=epoch)
         try:
             return future.result(timeout=_FOLLOWER_TIMEOUT)
         except Exception as exc:  # served stale, or raised as RegistryUnavailableError
@@ -359,13 +366,26 @@ class Registry(_RegistryCore[_SyncClient]):
         )
         return self._write_through(updated)
 
-    def _start(self, *, background: bool) -> concurrent.futures.Future[Snapshot]:
-        """Join the refresh under way, or lead a new one (here, or in a thread)."""
+    def _start(
+        self, *, background: bool, epoch: int | None = None
+    ) -> concurrent.futures.Future[Snapshot]:
+        """Join the refresh under way, or lead a new one (here, or in a thread).
+
+        With ``epoch``, a refresh that ended since the caller decided is its answer.
+        """
         with self._state_lock:
             future = self._inflight
             if future is not None:
                 return future
-            future = self._inflight = concurrent.futures.Future()
+            future = concurrent.futures.Future()
+            settled = self._settled_since(epoch) if epoch is not None else None
+            if isinstance(settled, Snapshot):
+                future.set_result(settled)
+                return future
+            if settled is not None:
+                future.set_exception(settled)
+                return future
+            self._inflight = future
         if background:
             thread = threading.Thread(
                 target=self._lead, args=(future,), name="linq-router-refresh", daemon=True
@@ -434,13 +454,11 @@ class AsyncRegistry(_RegistryCore[_AsyncClient]):
         return await self._slow_snapshot()
 
     async def _slow_snapshot(self) -> Snapshot:
-        action, current = self._decide()
+        action, current, _ = self._decide()
         if action == "serve+background":
             self._start()
         if current is not None:
             return current
-        if action == "fail":
-            return self._raise_failed()
         try:
             return await asyncio.shield(self._start())
         except Exception as exc:  # served stale, or raised as RegistryUnavailableError
