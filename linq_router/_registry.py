@@ -14,7 +14,8 @@ Timeline of one snapshot, ``t`` being when it was fetched::
 
 When a refresh fails, the last good snapshot is served (logged) until
 ``t+ttl+stale_if_error``, and the list is tried again at most every
-``error_retry_interval`` seconds, in the background.
+``error_retry_interval`` seconds, in the background. With nothing it may serve, a
+caller always tries again (one request at a time, shared).
 """
 
 from __future__ import annotations
