@@ -5,6 +5,8 @@ that pick the line to send from. Import everything from here; modules whose name
 start with an underscore are private.
 """
 
+import logging
+
 from ._client import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL, AsyncLinqClient, LinqClient
 from ._errors import (
     AuthenticationError,
@@ -23,6 +25,10 @@ from ._pick import PURPOSES, Explanation, Pick, PickContext, Stage
 from ._registry import AsyncRegistry, Registry, SnapshotListener
 from ._router import AsyncRouter, AsyncSnapshotSource, Router, SnapshotSource, voice_memo_policy
 from .policies import DEFAULT_POLICY, Policy
+
+# A library logs, the application decides where to: without this, warnings would go
+# to stderr through logging's last resort in applications that configure nothing.
+logging.getLogger("linq_router").addHandler(logging.NullHandler())
 
 __all__ = [
     "API_KEY_ENV",

@@ -10,11 +10,14 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import importlib.metadata
+import inspect
 import logging
+import math
 import os
 import random
 import threading
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, TypeVar
@@ -32,7 +35,7 @@ from ._errors import (
     ServerError,
 )
 from ._models import PhoneNumber
-from ._parsing import is_e164, parse_phone_number_list, parse_updated_number
+from ._parsing import Warned, is_e164, parse_phone_number_list, parse_updated_number
 
 __all__ = [
     "API_KEY_ENV",
@@ -66,28 +69,59 @@ def _version() -> str:
 
 def _parse_retry_after(response: httpx.Response, body: object) -> float | None:
     """Seconds to wait from ``Retry-After`` (seconds or HTTP date) or a body ``retry_after``."""
-    header = response.headers.get("retry-after")
+    header = response.headers.get("retry-after", "").strip()
     if header:
         try:
-            return max(0.0, float(header))
+            return _seconds(float(header))
         except ValueError:
-            parsed = email.utils.parsedate_to_datetime(header) if header.strip() else None
-            if parsed is not None:
-                return max(0.0, parsed.timestamp() - time.time())
+            pass
+        try:
+            parsed = email.utils.parsedate_to_datetime(header)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            parsed = None  # unreadable: fall back to the body, then to backoff
+        if parsed is not None:
+            return _seconds(parsed.timestamp() - time.time())
     if isinstance(body, dict):
         for holder in (body, body.get("error")):
             if isinstance(holder, dict):
                 value = holder.get("retry_after")
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    return max(0.0, float(value))
+                    try:
+                        return _seconds(float(value))
+                    except OverflowError:
+                        return None
     return None
+
+
+def _not_number(value: object) -> bool:
+    return isinstance(value, bool) or not isinstance(value, (int, float))
+
+
+def _awaitable_sleep(
+    sleep: Callable[[float], Awaitable[None] | None],
+) -> Callable[[float], Awaitable[None]]:
+    """Accept a plain function as the async client's sleep (a test recorder, say)."""
+
+    async def wrapped(seconds: float) -> None:
+        result = sleep(seconds)
+        if inspect.isawaitable(result):
+            await result
+
+    return wrapped
+
+
+def _seconds(value: float) -> float | None:
+    """A usable wait: non-negative and finite, else None."""
+    if math.isnan(value) or math.isinf(value):
+        return None
+    return max(0.0, value)
 
 
 def _error_from_response(response: httpx.Response) -> LinqAPIError:
     """Turn a non-2xx answer into the matching ``LinqAPIError`` subclass."""
     try:
         body: object = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         body = None
     envelope = body.get("error") if isinstance(body, dict) else None
     fields: dict[str, Any] = envelope if isinstance(envelope, dict) else {}
@@ -113,8 +147,11 @@ def _is_retryable(exc: BaseException) -> bool:
         return True
     if isinstance(exc, (AuthenticationError, LinqResponseError)):
         return False
-    if isinstance(exc, LinqAPIError) and exc.status is not None:
-        return exc.status >= 500 or exc.status in _RETRYABLE_STATUSES
+    if isinstance(exc, LinqAPIError):
+        if exc.code == 3006:  # Linq's "internal error", whatever status carries it
+            return True
+        if exc.status is not None:
+            return exc.status >= 500 or exc.status in _RETRYABLE_STATUSES
     return False
 
 
@@ -126,7 +163,7 @@ class _ClientCore:
         api_key: str | None,
         *,
         base_url: str | None,
-        timeout: float,
+        timeout: float | httpx.Timeout | None,
         max_attempts: int,
         deadline: float,
         backoff_initial: float,
@@ -142,14 +179,18 @@ class _ClientCore:
         if max_attempts < 1:
             msg = f"max_attempts must be at least 1, got {max_attempts!r}"
             raise ValueError(msg)
+        numbers: list[tuple[str, object]] = [] if _not_number(timeout) else [("timeout", timeout)]
+        if _not_number(timeout) and not (timeout is None or isinstance(timeout, httpx.Timeout)):
+            msg = f"timeout must be seconds, an httpx.Timeout or None, got {timeout!r}"
+            raise ValueError(msg)
         for name, value in (
-            ("timeout", timeout),
+            *numbers,
             ("deadline", deadline),
             ("backoff_initial", backoff_initial),
             ("backoff_max", backoff_max),
             ("retry_after_max", retry_after_max),
         ):
-            if not value >= 0:  # also rejects NaN
+            if _not_number(value) or not value >= 0:  # type: ignore[operator]  # NaN fails too
                 msg = f"{name} must be a non-negative number of seconds, got {value!r}"
                 raise ValueError(msg)
         url = base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
@@ -172,6 +213,8 @@ class _ClientCore:
         }
         self._retries = 0
         self._retries_lock = threading.Lock()
+        self._owns_http = True  # set by the subclass: False for a caller's httpx client
+        self._warned = Warned()  # unknown values are logged once per client
 
     @property
     def retries(self) -> int:
@@ -187,8 +230,26 @@ class _ClientCore:
 
     # -- requests and answers (no I/O) --------------------------------------------------
 
-    def _timeout(self) -> httpx.Timeout:
-        return httpx.Timeout(self.timeout, connect=min(self.timeout, 5.0))
+    def _timeout(self, remaining: float | None = None) -> httpx.Timeout:
+        """The request timeout: ``timeout`` seconds (connect at most 5).
+
+        No more than ``remaining`` (of the call's deadline) when that is given.
+        """
+        if isinstance(self.timeout, httpx.Timeout):
+            return self.timeout
+        if self.timeout is None:
+            return httpx.Timeout(None)
+        seconds = float(self.timeout)
+        if remaining is not None:
+            seconds = min(seconds, max(remaining, 0.001))
+        return httpx.Timeout(seconds, connect=min(seconds, 5.0))
+
+    def _attempt_options(self, start: float) -> dict[str, Any]:
+        # Bound each attempt by what is left of the deadline, so a hung request cannot
+        # outlive it; a caller's own httpx client keeps the timeouts it was given.
+        if not self._owns_http:
+            return {}
+        return {"timeout": self._timeout(self.deadline - (self._clock() - start))}
 
     def _request(self, method: str, path: str, body: object = None) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
@@ -206,7 +267,7 @@ class _ClientCore:
             raise _error_from_response(response)
         try:
             return response.json()
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
             msg = f"the {response.request.method} answer is not valid JSON"
             raise LinqResponseError(msg, status=response.status_code) from exc
 
@@ -216,7 +277,11 @@ class _ClientCore:
         return LinqConnectionError(f"{method} {path}: no answer ({type(exc).__name__}: {detail})")
 
     @staticmethod
-    def _update_body(phone_number_id: str, forwarding_number: str | None) -> tuple[str, object]:
+    def _update_body(
+        phone_number_id: str | uuid.UUID, forwarding_number: str | None
+    ) -> tuple[str, object]:
+        if isinstance(phone_number_id, uuid.UUID):
+            phone_number_id = str(phone_number_id)
         if not isinstance(phone_number_id, str) or not phone_number_id.strip():
             msg = f"phone_number_id must be a non-empty string, got {phone_number_id!r}"
             raise ValueError(msg)
@@ -242,9 +307,7 @@ class _ClientCore:
         ceiling = min(self.backoff_max, self.backoff_initial * 2 ** (state.attempt_number - 1))
         return self._rng.uniform(0.0, ceiling)
 
-    def _retry_kwargs(self, method: str, path: str) -> dict[str, Any]:
-        start = self._clock()
-
+    def _retry_kwargs(self, method: str, path: str, start: float) -> dict[str, Any]:
         def stop(state: tenacity.RetryCallState) -> bool:
             if state.attempt_number >= self.max_attempts:
                 return True
@@ -300,7 +363,7 @@ class LinqClient(_ClientCore):
         api_key: str | None = None,
         *,
         base_url: str | None = None,
-        timeout: float = 10.0,
+        timeout: float | httpx.Timeout | None = 10.0,
         max_attempts: int = 3,
         deadline: float = 30.0,
         backoff_initial: float = 0.5,
@@ -330,10 +393,12 @@ class LinqClient(_ClientCore):
 
     def _call(self, method: str, path: str, body: object = None) -> object:
         request = self._request(method, path, body)
-        for attempt in tenacity.Retrying(sleep=self._sleep, **self._retry_kwargs(method, path)):
+        start = self._clock()
+        retrying = tenacity.Retrying(sleep=self._sleep, **self._retry_kwargs(method, path, start))
+        for attempt in retrying:
             with attempt:
                 try:
-                    response = self._http.request(**request)
+                    response = self._http.request(**request, **self._attempt_options(start))
                 except httpx.TransportError as exc:
                     raise self._connection_error(exc, method, path) from exc
                 return self._handle(response)
@@ -345,7 +410,7 @@ class LinqClient(_ClientCore):
         Bad entries are dropped with a warning; a body that is not the documented shape
         raises ``LinqResponseError``.
         """
-        return parse_phone_number_list(self._call("GET", _PHONE_NUMBERS))
+        return parse_phone_number_list(self._call("GET", _PHONE_NUMBERS), self._warned)
 
     def update_phone_number(
         self, phone_number_id: str, *, forwarding_number: str | None
@@ -357,7 +422,7 @@ class LinqClient(_ClientCore):
         returns the full line instead.
         """
         path, body = self._update_body(phone_number_id, forwarding_number)
-        return parse_updated_number(self._call("PUT", path, body))
+        return parse_updated_number(self._call("PUT", path, body), self._warned)
 
     def close(self) -> None:
         """Close the HTTP connection pool, unless it was passed in."""
@@ -390,7 +455,7 @@ class AsyncLinqClient(_ClientCore):
         api_key: str | None = None,
         *,
         base_url: str | None = None,
-        timeout: float = 10.0,
+        timeout: float | httpx.Timeout | None = 10.0,
         max_attempts: int = 3,
         deadline: float = 30.0,
         backoff_initial: float = 0.5,
@@ -398,7 +463,7 @@ class AsyncLinqClient(_ClientCore):
         retry_after_max: float = 30.0,
         http_client: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[None] | None] = asyncio.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
@@ -414,17 +479,20 @@ class AsyncLinqClient(_ClientCore):
             clock=clock,
             rng=rng,
         )
-        self._sleep = sleep
+        self._sleep = _awaitable_sleep(sleep)
         self._owns_http = http_client is None
         self._http = http_client or httpx.AsyncClient(transport=transport, timeout=self._timeout())
 
     async def _call(self, method: str, path: str, body: object = None) -> object:
         request = self._request(method, path, body)
-        retrying = tenacity.AsyncRetrying(sleep=self._sleep, **self._retry_kwargs(method, path))
+        start = self._clock()
+        retrying = tenacity.AsyncRetrying(
+            sleep=self._sleep, **self._retry_kwargs(method, path, start)
+        )
         async for attempt in retrying:
             with attempt:
                 try:
-                    response = await self._http.request(**request)
+                    response = await self._http.request(**request, **self._attempt_options(start))
                 except httpx.TransportError as exc:
                     raise self._connection_error(exc, method, path) from exc
                 return self._handle(response)
@@ -432,14 +500,14 @@ class AsyncLinqClient(_ClientCore):
 
     async def list_phone_numbers(self) -> list[PhoneNumber]:
         """Every line assigned to the partner (``GET /v3/phone_numbers``)."""
-        return parse_phone_number_list(await self._call("GET", _PHONE_NUMBERS))
+        return parse_phone_number_list(await self._call("GET", _PHONE_NUMBERS), self._warned)
 
     async def update_phone_number(
         self, phone_number_id: str, *, forwarding_number: str | None
     ) -> PhoneNumber:
         """Set a line's forwarding number, or clear it with ``None`` or ``""``."""
         path, body = self._update_body(phone_number_id, forwarding_number)
-        return parse_updated_number(await self._call("PUT", path, body))
+        return parse_updated_number(await self._call("PUT", path, body), self._warned)
 
     async def aclose(self) -> None:
         """Close the HTTP connection pool, unless it was passed in."""

@@ -38,6 +38,11 @@ class Reputation(str, enum.Enum):
         return _RANK[self]
 
     @classmethod
+    def _missing_(cls, value: object) -> Reputation:
+        # Reputation("SUSPENDED") is UNKNOWN rather than a ValueError: Linq may add values.
+        return cls.UNKNOWN
+
+    @classmethod
     def parse(cls, value: object) -> Reputation:
         """Map a raw API value to a member; anything unrecognised is ``UNKNOWN``."""
         if isinstance(value, str):

@@ -26,17 +26,27 @@ E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 _LINE_TYPES: frozenset[str] = frozenset({"iMessage", "RCS"})
 _STATUSES: frozenset[str] = frozenset({"ACTIVE", "FLAGGED"})
 
-_warned: set[tuple[str, str]] = set()
-_warned_lock = threading.Lock()
+class Warned:
+    """The unknown values already warned about, so each is logged once per owner.
+
+    Each client keeps its own; the parse functions fall back to a process-wide one.
+    """
+
+    def __init__(self) -> None:
+        self._seen: set[tuple[str, str]] = set()
+        self._lock = threading.Lock()
+
+    def once(self, kind: str, value: str) -> None:
+        """Log ``value`` of ``kind`` as unknown, unless this owner already did."""
+        key = (kind, value)
+        with self._lock:
+            if key in self._seen:
+                return
+            self._seen.add(key)
+        logger.warning("Linq sent an unknown %s %r; treating it as unknown", kind, value)
 
 
-def _warn_once(kind: str, value: str) -> None:
-    key = (kind, value)
-    with _warned_lock:
-        if key in _warned:
-            return
-        _warned.add(key)
-    logger.warning("Linq sent an unknown %s %r; treating it as unknown", kind, value)
+_PROCESS_WARNED = Warned()
 
 
 def is_e164(value: object) -> bool:
@@ -44,7 +54,9 @@ def is_e164(value: object) -> bool:
     return isinstance(value, str) and E164.fullmatch(value) is not None
 
 
-def _reputation(entry: dict[str, Any]) -> tuple[Reputation, str | None, str | None]:
+def _reputation(
+    entry: dict[str, Any], warned: Warned
+) -> tuple[Reputation, str | None, str | None]:
     """(reputation, raw status, doc_url), preferring ``reputation`` over ``health_status``."""
     for field in ("reputation", "health_status"):
         obj = entry.get(field)
@@ -55,7 +67,7 @@ def _reputation(entry: dict[str, Any]) -> tuple[Reputation, str | None, str | No
             rep = Reputation.parse(raw)
             raw_str = raw if isinstance(raw, str) else None
             if rep is Reputation.UNKNOWN:
-                _warn_once("reputation", repr(raw) if raw_str is None else raw_str)
+                warned.once("reputation", repr(raw) if raw_str is None else raw_str)
             return rep, raw_str, doc
     return Reputation.UNKNOWN, None, None
 
@@ -70,23 +82,23 @@ def _optional_e164(entry: dict[str, Any], field: str) -> str | None:
     return None
 
 
-def _line_type(entry: dict[str, Any]) -> LineType | None:
+def _line_type(entry: dict[str, Any], warned: Warned) -> LineType | None:
     value = entry.get("line_type")
     if value is None:
         return None
     if isinstance(value, str) and value in _LINE_TYPES:
         return cast("LineType", value)
-    _warn_once("line_type", str(value))
+    warned.once("line_type", str(value))
     return None
 
 
-def _status(entry: dict[str, Any]) -> LineStatus | None:
+def _status(entry: dict[str, Any], warned: Warned) -> LineStatus | None:
     value = entry.get("status")
     if value is None:
         return None
     if isinstance(value, str) and value in _STATUSES:
         return cast("LineStatus", value)
-    _warn_once("line status", str(value))
+    warned.once("line status", str(value))
     return None
 
 
@@ -101,22 +113,24 @@ def _entry_problem(entry: object) -> str | None:
     return None
 
 
-def parse_phone_number(entry: dict[str, Any]) -> PhoneNumber:
+def parse_phone_number(entry: dict[str, Any], warned: Warned = _PROCESS_WARNED) -> PhoneNumber:
     """Build a ``PhoneNumber`` from one entry already known to have an id and E.164 number."""
-    rep, raw, doc_url = _reputation(entry)
+    rep, raw, doc_url = _reputation(entry, warned)
     return PhoneNumber(
         id=entry["id"],
         phone_number=entry["phone_number"],
         reputation=rep,
         forwarding_number=_optional_e164(entry, "forwarding_number"),
-        line_type=_line_type(entry),
+        line_type=_line_type(entry, warned),
         doc_url=doc_url,
-        status=_status(entry),
+        status=_status(entry, warned),
         reputation_raw=raw,
     )
 
 
-def parse_phone_number_list(payload: object) -> list[PhoneNumber]:
+def parse_phone_number_list(
+    payload: object, warned: Warned = _PROCESS_WARNED
+) -> list[PhoneNumber]:
     """Parse a ``GET /v3/phone_numbers`` body.
 
     Raises ``LinqResponseError`` when the body is not ``{"phone_numbers": [...]}``, or
@@ -141,13 +155,13 @@ def parse_phone_number_list(payload: object) -> list[PhoneNumber]:
             logger.warning("dropping phone_numbers[%d]: %s", index, problem)
             continue
         seen.add(entry["id"])
-        numbers.append(parse_phone_number(entry))
+        numbers.append(parse_phone_number(entry, warned))
     if entries and not numbers:
         raise LinqResponseError(f"none of the {len(entries)} listed lines is usable")
     return numbers
 
 
-def parse_updated_number(payload: object) -> PhoneNumber:
+def parse_updated_number(payload: object, warned: Warned = _PROCESS_WARNED) -> PhoneNumber:
     """Parse a ``PUT /v3/phone_numbers/{id}`` body: ``id``, ``phone_number``, ``forwarding_number``.
 
     That answer carries no reputation; unless it does, the result's reputation is
@@ -164,4 +178,4 @@ def parse_updated_number(payload: object) -> PhoneNumber:
         raise LinqResponseError(
             f"unexpected update response: forwarding_number {entry['forwarding_number']!r}"
         )
-    return parse_phone_number(entry)
+    return parse_phone_number(entry, warned)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -101,6 +102,9 @@ demo_option = click.option(
 @click.version_option(package_name="linq-router")
 def main() -> None:
     """Choose the `from` number for outbound Linq messages."""
+    # The library only adds a NullHandler; the command line shows its warnings (an
+    # RCS fallback for a voice memo, sending on unhealthy lines) on stderr.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
 
 
 def make_console() -> Console:

@@ -354,3 +354,119 @@ def test_sync_and_async_clients_have_the_same_methods() -> None:
 
     renamed = {"close": "aclose"}
     assert {renamed.get(n, n) for n in public(LinqClient)} == public(AsyncLinqClient)
+
+
+# -- odd answers and arguments, through httpx's own MockTransport seam ----------------
+
+
+def _mock(handler: object, **kwargs: object) -> LinqClient:
+    options: dict[str, object] = {
+        "base_url": "http://linq.test",
+        "transport": httpx.MockTransport(handler),  # type: ignore[arg-type]
+        "sleep": lambda _: None,
+    }
+    options.update(kwargs)
+    return LinqClient("k", **options)  # type: ignore[arg-type]
+
+
+OK_BODY = {"phone_numbers": [{"id": "a", "phone_number": "+12025550001"}]}
+
+
+@pytest.mark.parametrize("header", ["soon", "Mon, 99 Foo 2026", "inf", "nan"])
+def test_unreadable_retry_after_falls_back_to_backoff(header: str) -> None:
+    """A Retry-After that is not a number or a date is ignored, and the 429 retried."""
+    answers = iter(
+        [httpx.Response(429, headers={"Retry-After": header}), httpx.Response(200, json=OK_BODY)]
+    )
+    slept: list[float] = []
+    client = _mock(lambda request: next(answers), sleep=slept.append)
+    assert client.list_phone_numbers()[0].id == "a"
+    assert len(slept) == 1
+    assert 0 <= slept[0] <= 0.5
+
+
+def test_huge_retry_after_in_the_body_is_ignored() -> None:
+    """A retry_after too large for a float does not crash the client."""
+    answers = iter(
+        [
+            httpx.Response(429, json={"error": {"status": 429, "retry_after": 10**400}}),
+            httpx.Response(200, json=OK_BODY),
+        ]
+    )
+    assert _mock(lambda request: next(answers)).list_phone_numbers()
+
+
+def test_absurdly_nested_json_is_a_response_error() -> None:
+    """JSON nested too deep to parse is a LinqResponseError, not a RecursionError."""
+    body = b'{"phone_numbers": [' + b"[" * 100_000 + b"]" * 100_000 + b"]}"
+    client = _mock(lambda request: httpx.Response(200, content=body))
+    with pytest.raises(LinqResponseError):
+        client.list_phone_numbers()
+
+
+def test_code_3006_is_retried_whatever_its_status() -> None:
+    """Linq's 3006 ("internal error") is retried even if it came with a 4xx status."""
+    answers = iter(
+        [
+            httpx.Response(400, json={"error": {"status": 400, "code": 3006, "message": "x"}}),
+            httpx.Response(200, json=OK_BODY),
+        ]
+    )
+    client = _mock(lambda request: next(answers))
+    assert client.list_phone_numbers()
+    assert client.retries == 1
+
+
+@pytest.mark.parametrize("timeout", [httpx.Timeout(5.0), None, 2])
+def test_timeout_takes_seconds_an_httpx_timeout_or_none(timeout: object) -> None:
+    """timeout= accepts what httpx users pass: seconds, httpx.Timeout, or None."""
+    assert _mock(lambda request: httpx.Response(200, json=OK_BODY), timeout=timeout)
+
+
+def test_each_attempt_is_bounded_by_the_deadline(server: FakeLinqServer) -> None:
+    """A hung request cannot outlive the deadline: the attempt times out at its end."""
+    server.fail_next("delay", times=5, delay=3.0)
+    client = LinqClient(
+        server.api_key, base_url=server.base_url, timeout=10.0, deadline=0.3, max_attempts=5
+    )
+    with client, pytest.raises(LinqConnectionError):
+        client.list_phone_numbers()
+
+
+def test_update_accepts_a_uuid(server: FakeLinqServer, clock: FakeClock) -> None:
+    """A uuid.UUID id works like its string form."""
+    import uuid
+
+    line_id = uuid.UUID(server.numbers[0]["id"])
+    with make(server, clock) as client:
+        line = client.update_phone_number(line_id, forwarding_number="+13125550000")  # type: ignore[arg-type]
+    assert line.id == str(line_id)
+
+
+def test_async_client_takes_a_plain_sleep_function(server: FakeLinqServer) -> None:
+    """AsyncLinqClient(sleep=...) may be a plain function (a recorder in a test)."""
+    server.fail_next("3006", times=1)
+    slept: list[float] = []
+
+    async def main() -> None:
+        async with AsyncLinqClient(
+            server.api_key, base_url=server.base_url, sleep=slept.append
+        ) as client:
+            assert await client.list_phone_numbers()
+
+    asyncio.run(main())
+    assert len(slept) == 1
+
+
+def test_unknown_values_are_warned_once_per_client(
+    server: FakeLinqServer, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each client warns once about a new reputation, however often it lists."""
+    server.set_reputation(server.numbers[0]["id"], "PROBATION_PER_CLIENT")
+    with caplog.at_level(logging.WARNING, logger="linq_router"):
+        for _ in range(2):
+            with make(server, clock) as client:
+                client.list_phone_numbers()
+                client.list_phone_numbers()
+    warned = [r for r in caplog.records if "PROBATION_PER_CLIENT" in r.getMessage()]
+    assert len(warned) == 2

@@ -76,3 +76,18 @@ def test_registry_unavailable_is_also_its_cause() -> None:
     assert not isinstance(err, ServerError)
     assert err.code == 2004
     assert isinstance(registry_unavailable("x", None), LinqAPIError)
+
+
+def test_reputation_of_an_unknown_value_is_unknown() -> None:
+    """Reputation("SUSPENDED") is UNKNOWN, not a ValueError: Linq may add values."""
+    assert Reputation("SUSPENDED") is Reputation.UNKNOWN
+    assert Reputation("HEALTHY") is Reputation.HEALTHY
+    assert Reputation.parse(None) is Reputation.UNKNOWN
+
+
+def test_the_library_logger_has_a_null_handler() -> None:
+    """Importing linq_router adds a NullHandler, so warnings go where the app says."""
+    import logging
+
+    handlers = logging.getLogger("linq_router").handlers
+    assert any(isinstance(h, logging.NullHandler) for h in handlers)
