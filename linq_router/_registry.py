@@ -134,14 +134,11 @@ class _RegistryCore(Generic[_C]):
         """Call ``listener(snapshot)`` whenever the content changes; returns an unsubscribe.
 
         Listeners run in the thread (or task) that installed the snapshot, after it is
-        installed; one that raises is logged and does not stop the others. A listener
-        subscribed after a snapshot exists is called once with it straight away.
+        installed; one that raises is logged and does not stop the others. Only changes
+        are announced: the snapshot current when subscribing is not.
         """
         with self._state_lock:
             self._listeners.append(listener)
-            current = self._current
-        if current is not None:
-            self._notify_one(listener, current)
 
         def unsubscribe() -> None:
             with self._state_lock, contextlib.suppress(ValueError):

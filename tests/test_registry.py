@@ -387,3 +387,19 @@ def test_a_list_fetched_before_an_update_does_not_undo_it(
     registry.close()  # a list fetched after the write carries it on its own
     assert registry.snapshot().get(target.id).forwarding_number == "+13125550000"  # type: ignore[union-attr]
     assert registry._writes == {}
+
+
+def test_subscribing_late_hears_only_later_changes(
+    server: FakeLinqServer, client: LinqClient, clock: FakeClock
+) -> None:
+    """A listener added after the first fetch is called on the next change, not before."""
+    registry = Registry(client, ttl=10, clock=clock)
+    registry.snapshot()
+    heard: list[Snapshot] = []
+    registry.subscribe(heard.append)
+    registry.refresh()
+    assert heard == []
+    server.set_reputation(server.numbers[0]["id"], "AT_RISK")
+    assert heard == [] or heard[-1].numbers[0].reputation is Reputation.AT_RISK
+    registry.refresh()
+    assert [s.numbers[0].reputation for s in heard] == [Reputation.AT_RISK]
