@@ -1,18 +1,16 @@
 """The Linq phone-number client: ``LinqClient`` (sync) and ``AsyncLinqClient``.
 
-Everything that does no I/O (configuration, request building, turning answers into
-models or errors, the retry rules) lives in ``_ClientCore``; the two clients only
-send requests and sleep, each in its own way.
+Everything that does no I/O (configuration, request building, the retry rules) lives
+in ``_ClientCore``, and turning answers into values or errors in ``_answers``; the two
+clients only send requests and sleep, each in its own way.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
 import importlib.metadata
 import inspect
 import logging
-import math
 import os
 import random
 import threading
@@ -20,20 +18,14 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 import tenacity
 
-from ._errors import (
-    AuthenticationError,
-    LinqAPIError,
-    LinqConnectionError,
-    LinqResponseError,
-    RateLimitError,
-    ServerError,
-)
+from ._answers import is_retryable, json_body
+from ._errors import LinqAPIError, LinqConnectionError
 from ._models import PhoneNumber
 from ._parsing import Warned, is_e164, parse_phone_number_list, parse_updated_number
 
@@ -55,9 +47,6 @@ BASE_URL_ENV = "LINQ_API_V3_BASE_URL"
 """The environment variable the base URL is read from (the official SDK's name)."""
 
 _PHONE_NUMBERS = "/v3/phone_numbers"
-# 408 and 429 are worth another try; so is every 5xx (3006 is Linq's "internal error").
-_RETRYABLE_STATUSES = frozenset({408, 429})
-_T = TypeVar("_T")
 
 
 def _version() -> str:
@@ -65,32 +54,6 @@ def _version() -> str:
         return importlib.metadata.version("linq-router")
     except importlib.metadata.PackageNotFoundError:  # running from a source tree
         return "0"
-
-
-def _parse_retry_after(response: httpx.Response, body: object) -> float | None:
-    """Seconds to wait from ``Retry-After`` (seconds or HTTP date) or a body ``retry_after``."""
-    header = response.headers.get("retry-after", "").strip()
-    if header:
-        try:
-            return _seconds(float(header))
-        except ValueError:
-            pass
-        try:
-            parsed = email.utils.parsedate_to_datetime(header)
-        except (TypeError, ValueError, IndexError, OverflowError):
-            parsed = None  # unreadable: fall back to the body, then to backoff
-        if parsed is not None:
-            return _seconds(parsed.timestamp() - time.time())
-    if isinstance(body, dict):
-        for holder in (body, body.get("error")):
-            if isinstance(holder, dict):
-                value = holder.get("retry_after")
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    try:
-                        return _seconds(float(value))
-                    except OverflowError:
-                        return None
-    return None
 
 
 def _not_number(value: object) -> bool:
@@ -108,51 +71,6 @@ def _awaitable_sleep(
             await result
 
     return wrapped
-
-
-def _seconds(value: float) -> float | None:
-    """A usable wait: non-negative and finite, else None."""
-    if math.isnan(value) or math.isinf(value):
-        return None
-    return max(0.0, value)
-
-
-def _error_from_response(response: httpx.Response) -> LinqAPIError:
-    """Turn a non-2xx answer into the matching ``LinqAPIError`` subclass."""
-    try:
-        body: object = response.json()
-    except (ValueError, RecursionError):
-        body = None
-    envelope = body.get("error") if isinstance(body, dict) else None
-    fields: dict[str, Any] = envelope if isinstance(envelope, dict) else {}
-    status = response.status_code
-    code = fields.get("code") if isinstance(fields.get("code"), int) else None
-    message = fields.get("message")
-    if not isinstance(message, str) or not message:
-        message = response.reason_phrase or "error"
-    doc_url = fields.get("doc_url") if isinstance(fields.get("doc_url"), str) else None
-    retry_after = _parse_retry_after(response, body) if status in (429, 503) else None
-    cls: type[LinqAPIError] = LinqAPIError
-    if status == 401 or code == 2004:
-        cls = AuthenticationError
-    elif status == 429:
-        cls = RateLimitError
-    elif status >= 500:
-        cls = ServerError
-    return cls(message, status=status, code=code, doc_url=doc_url, retry_after=retry_after)
-
-
-def _is_retryable(exc: BaseException) -> bool:
-    if isinstance(exc, LinqConnectionError):
-        return True
-    if isinstance(exc, (AuthenticationError, LinqResponseError)):
-        return False
-    if isinstance(exc, LinqAPIError):
-        if exc.code == 3006:  # Linq's "internal error", whatever status carries it
-            return True
-        if exc.status is not None:
-            return exc.status >= 500 or exc.status in _RETRYABLE_STATUSES
-    return False
 
 
 class _ClientCore:
@@ -262,16 +180,6 @@ class _ClientCore:
         return kwargs
 
     @staticmethod
-    def _handle(response: httpx.Response) -> object:
-        if not response.is_success:
-            raise _error_from_response(response)
-        try:
-            return response.json()
-        except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
-            msg = f"the {response.request.method} answer is not valid JSON"
-            raise LinqResponseError(msg, status=response.status_code) from exc
-
-    @staticmethod
     def _connection_error(exc: httpx.TransportError, method: str, path: str) -> LinqConnectionError:
         detail = str(exc) or type(exc).__name__
         return LinqConnectionError(f"{method} {path}: no answer ({type(exc).__name__}: {detail})")
@@ -329,7 +237,7 @@ class _ClientCore:
             )
 
         return {
-            "retry": tenacity.retry_if_exception(_is_retryable),
+            "retry": tenacity.retry_if_exception(is_retryable),
             "stop": stop,
             "wait": self._wait,
             "before_sleep": before_sleep,
@@ -401,7 +309,7 @@ class LinqClient(_ClientCore):
                     response = self._http.request(**request, **self._attempt_options(start))
                 except httpx.TransportError as exc:
                     raise self._connection_error(exc, method, path) from exc
-                return self._handle(response)
+                return json_body(response)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     def list_phone_numbers(self) -> list[PhoneNumber]:
@@ -495,7 +403,7 @@ class AsyncLinqClient(_ClientCore):
                     response = await self._http.request(**request, **self._attempt_options(start))
                 except httpx.TransportError as exc:
                     raise self._connection_error(exc, method, path) from exc
-                return self._handle(response)
+                return json_body(response)
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     async def list_phone_numbers(self) -> list[PhoneNumber]:

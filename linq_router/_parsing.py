@@ -26,6 +26,7 @@ E164 = re.compile(r"\+[1-9][0-9]{1,14}")
 _LINE_TYPES: frozenset[str] = frozenset({"iMessage", "RCS"})
 _STATUSES: frozenset[str] = frozenset({"ACTIVE", "FLAGGED"})
 
+
 class Warned:
     """The unknown values already warned about, so each is logged once per owner.
 
@@ -54,9 +55,7 @@ def is_e164(value: object) -> bool:
     return isinstance(value, str) and E164.fullmatch(value) is not None
 
 
-def _reputation(
-    entry: dict[str, Any], warned: Warned
-) -> tuple[Reputation, str | None, str | None]:
+def _reputation(entry: dict[str, Any], warned: Warned) -> tuple[Reputation, str | None, str | None]:
     """(reputation, raw status, doc_url), preferring ``reputation`` over ``health_status``."""
     for field in ("reputation", "health_status"):
         obj = entry.get(field)
@@ -128,9 +127,7 @@ def parse_phone_number(entry: dict[str, Any], warned: Warned = _PROCESS_WARNED) 
     )
 
 
-def parse_phone_number_list(
-    payload: object, warned: Warned = _PROCESS_WARNED
-) -> list[PhoneNumber]:
+def parse_phone_number_list(payload: object, warned: Warned = _PROCESS_WARNED) -> list[PhoneNumber]:
     """Parse a ``GET /v3/phone_numbers`` body.
 
     Raises ``LinqResponseError`` when the body is not ``{"phone_numbers": [...]}``, or

@@ -1,9 +1,9 @@
 """The cached registry of the partner's lines: ``Registry`` and ``AsyncRegistry``.
 
 A warm ``snapshot()`` is one clock read and one comparison. Everything else (what to
-do when the snapshot is old, failed, or missing) is decided by ``_RegistryCore``,
-which does no I/O; the two registries differ only in how they wait for the network
-(a thread and a ``Future``, or a task).
+do when the snapshot is old, failed, or missing) is decided by ``_RegistryCore`` (in
+``_registry_core``), which does no I/O; the two registries differ only in how they
+wait for the network (a thread and a ``Future``, or a task).
 
 Timeline of one snapshot, ``t`` being when it was fetched::
 
@@ -22,283 +22,20 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import logging
-import math
 import threading
-import time
-from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
-from typing import Generic, Protocol, TypeVar
 
-import attrs
-
-from ._errors import registry_unavailable
 from ._models import PhoneNumber, Snapshot
+from ._registry_core import SnapshotListener, _AsyncClient, _RegistryCore, _SyncClient
 
 __all__ = ["AsyncRegistry", "Registry", "SnapshotListener"]
 
 logger = logging.getLogger("linq_router")
 
-SnapshotListener = Callable[[Snapshot], None]
-"""Called with each snapshot whose ``version`` differs from the one before it."""
-
-_EMPTY = Snapshot(())
 # A refresh is bounded by the client's own attempts and deadline; this only keeps a
 # waiting caller from hanging forever if a leader thread were to die mid-request.
 _FOLLOWER_TIMEOUT = 600.0
-
-
-class _SyncClient(Protocol):
-    def list_phone_numbers(self) -> list[PhoneNumber]: ...
-    def update_phone_number(
-        self, phone_number_id: str, *, forwarding_number: str | None
-    ) -> PhoneNumber: ...
-
-
-class _AsyncClient(Protocol):
-    def list_phone_numbers(self) -> Awaitable[list[PhoneNumber]]: ...
-    def update_phone_number(
-        self, phone_number_id: str, *, forwarding_number: str | None
-    ) -> Awaitable[PhoneNumber]: ...
-
-
-_C = TypeVar("_C", _SyncClient, _AsyncClient)
-
-
-class _RegistryCore(Generic[_C]):
-    """Cache state and the decisions about it. No I/O, no waiting."""
-
-    def __init__(
-        self,
-        client: _C,
-        *,
-        ttl: float = 60.0,
-        stale_if_error: float = 600.0,
-        refresh_ahead: float | None = None,
-        error_retry_interval: float = 5.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        if not ttl > 0 or math.isinf(ttl):
-            msg = f"ttl must be a positive number of seconds, got {ttl!r}"
-            raise ValueError(msg)
-        if not stale_if_error >= 0:
-            msg = f"stale_if_error must be a non-negative number of seconds, got {stale_if_error!r}"
-            raise ValueError(msg)
-        if refresh_ahead is not None and not 0 < refresh_ahead < ttl:
-            msg = (
-                f"refresh_ahead is the snapshot age that starts a background refresh; it "
-                f"must be between 0 and ttl ({ttl!r}) exclusive, got {refresh_ahead!r}"
-            )
-            raise ValueError(msg)
-        if not error_retry_interval > 0:
-            msg = f"error_retry_interval must be positive, got {error_retry_interval!r}"
-            raise ValueError(msg)
-        self.client: _C = client
-        self.ttl = ttl
-        self.stale_if_error = stale_if_error
-        self.refresh_ahead = refresh_ahead
-        self.error_retry_interval = error_retry_interval
-        self._clock = clock
-        # The fast path reads only these two: `_served` is returned while the clock is
-        # below `_fresh_until` (the refresh-ahead point, or the expiry without it).
-        self._served: Snapshot = _EMPTY
-        self._fresh_until = -math.inf
-        self._current: Snapshot | None = None
-        self._expires_at = -math.inf
-        self._stale_until = -math.inf
-        self._retry_at = -math.inf
-        self._last_error: BaseException | None = None
-        self._listeners: list[SnapshotListener] = []
-        # Forwarding numbers written through the registry, by line id, with the write's
-        # sequence number: a list fetched before a write must not undo it.
-        self._writes: dict[str, tuple[int, str | None]] = {}
-        self._write_seq = 0
-        self._state_lock = threading.Lock()
-        self.refreshes = 0
-        """How many list requests this registry has completed successfully."""
-        self.failures = 0
-        """How many refreshes failed (after the client's retries)."""
-
-    def __repr__(self) -> str:
-        current = self._current
-        return (
-            f"{type(self).__name__}(ttl={self.ttl}, stale_if_error={self.stale_if_error}, "
-            f"refresh_ahead={self.refresh_ahead}, lines={len(current) if current else None}, "
-            f"version={current.version if current else None!r})"
-        )
-
-    # -- subscribing --------------------------------------------------------------------
-
-    def subscribe(self, listener: SnapshotListener) -> Callable[[], None]:
-        """Call ``listener(snapshot)`` whenever the content changes; returns an unsubscribe.
-
-        Listeners run in the thread (or task) that installed the snapshot, after it is
-        installed; one that raises is logged and does not stop the others. Only changes
-        are announced: the snapshot current when subscribing is not.
-        """
-        with self._state_lock:
-            self._listeners.append(listener)
-
-        def unsubscribe() -> None:
-            with self._state_lock, contextlib.suppress(ValueError):
-                self._listeners.remove(listener)
-
-        return unsubscribe
-
-    def _notify_one(self, listener: SnapshotListener, snapshot: Snapshot) -> None:
-        try:
-            listener(snapshot)
-        except Exception:
-            logger.exception("snapshot listener %r raised; ignoring it", listener)
-
-    def _notify(self, snapshot: Snapshot) -> None:
-        with self._state_lock:
-            listeners = list(self._listeners)
-        for listener in listeners:
-            self._notify_one(listener, snapshot)
-
-    # -- state changes ------------------------------------------------------------------
-
-    def _fetch_started(self) -> int:
-        """Mark the start of a list request: the writes it cannot have seen come after."""
-        with self._state_lock:
-            return self._write_seq
-
-    def _install(self, numbers: Iterable[PhoneNumber], started: int) -> Snapshot:
-        now = self._clock()
-        with self._state_lock:
-            # Writes made while the list was in flight are newer than what it says;
-            # writes made before it started are in it and need no more remembering.
-            self._writes = {k: v for k, v in self._writes.items() if v[0] > started}
-            newer = {k: v[1] for k, v in self._writes.items()}
-        if newer:
-            numbers = [
-                attrs.evolve(n, forwarding_number=newer[n.id]) if n.id in newer else n
-                for n in numbers
-            ]
-        snapshot = Snapshot(tuple(numbers), now)
-        with self._state_lock:
-            previous = self._current
-            self._current = snapshot
-            self._expires_at = now + self.ttl
-            self._stale_until = self._expires_at + self.stale_if_error
-            self._retry_at = -math.inf
-            self._last_error = None
-            self.refreshes += 1
-            self._served = snapshot
-            self._fresh_until = (
-                now + self.refresh_ahead if self.refresh_ahead is not None else self._expires_at
-            )
-        if previous is None or previous.version != snapshot.version:
-            self._notify(snapshot)
-        return snapshot
-
-    def _record_failure(self, exc: BaseException) -> None:
-        now = self._clock()
-        with self._state_lock:
-            self.failures += 1
-            self._last_error = exc
-            self._retry_at = now + self.error_retry_interval
-            has_stale = self._current is not None and now < self._stale_until
-            if has_stale:
-                # Until the next retry is due, the fast path may serve the last good
-                # snapshot (fresh or stale) without taking the lock.
-                self._fresh_until = min(self._retry_at, self._stale_until)
-        if has_stale:
-            logger.warning(
-                "refreshing the phone-number list failed (%s); serving the last good "
-                "snapshot for up to %.0fs more",
-                exc,
-                self._stale_until - now,
-            )
-        else:
-            logger.error("refreshing the phone-number list failed: %s", exc)
-
-    def _write_through(self, updated: PhoneNumber) -> PhoneNumber:
-        """Apply a PUT's answer to the cached snapshot; return the full line."""
-        with self._state_lock:
-            self._write_seq += 1
-            self._writes[updated.id] = (self._write_seq, updated.forwarding_number)
-            current = self._current
-            cached = current.get(updated.id) if current is not None else None
-            if current is None or cached is None:
-                # A line we do not know: the next snapshot() fetches the list again.
-                self._expires_at = self._fresh_until = -math.inf
-                return updated
-            merged = attrs.evolve(cached, forwarding_number=updated.forwarding_number)
-            snapshot = current.replace_number(merged)
-            self._current = self._served = snapshot
-        if snapshot.version != current.version:
-            self._notify(snapshot)
-        return merged
-
-    def invalidate(self) -> None:
-        """Mark the snapshot expired: the next ``snapshot()`` fetches the list again.
-
-        The old snapshot still counts as the last good one for ``stale_if_error``.
-        """
-        with self._state_lock:
-            self._fresh_until = -math.inf
-            self._expires_at = min(self._expires_at, self._clock())
-            self._retry_at = -math.inf
-
-    # -- decisions ----------------------------------------------------------------------
-
-    def _decide(self) -> tuple[str, Snapshot | None, int]:
-        """What a caller past the fast path should do, and the refresh count it saw.
-
-        ``("serve", s)``: return ``s``; ``("serve+background", s)``: return ``s`` and start
-        a background refresh; ``("wait", None)``: wait for a refresh (when there is
-        nothing it may serve, a caller always tries: a failure is reported, never
-        assumed).
-        """
-        now = self._clock()
-        with self._state_lock:
-            current = self._current
-            failing = self._last_error is not None
-            servable = current is not None and (
-                now < self._expires_at or (failing and now < self._stale_until)
-            )
-            # Past the refresh-ahead point, or a retry is due while serving stale. (A
-            # caller that missed the fast path only because a refresh just landed is
-            # before both, and must not start another.)
-            refresh_due = now >= self._fresh_until and now >= self._retry_at
-            epoch = self.refreshes + self.failures
-        if servable:
-            return ("serve+background" if refresh_due else "serve", current, epoch)
-        return ("wait", None, epoch)
-
-    def _settled_since(self, epoch: int) -> Snapshot | BaseException | None:
-        """The outcome of a refresh that ended after the caller decided (at ``epoch``).
-
-        Under the state lock. A caller that decided to wait, but whose refresh ended
-        before it could join, takes that outcome instead of sending another request.
-        """
-        if self.refreshes + self.failures == epoch:
-            return None
-        if self._last_error is not None:
-            return self._last_error
-        return self._current
-
-    def _unavailable(self, cause: BaseException | None) -> Exception:
-        with self._state_lock:
-            had = self._current is not None
-        what = "no usable phone-number snapshot"
-        if had:
-            limit = self.ttl + self.stale_if_error
-            what += f" (the last good one is older than ttl + stale_if_error = {limit:g}s)"
-        return registry_unavailable(what, cause)
-
-    def _after_failed_wait(self, exc: BaseException) -> Snapshot:
-        """A caller waited for a refresh that failed: serve stale, or raise."""
-        now = self._clock()
-        with self._state_lock:
-            current = self._current
-            stale_ok = current is not None and now < self._stale_until
-        if stale_ok and current is not None:
-            return current
-        raise self._unavailable(exc) from exc
 
 
 class Registry(_RegistryCore[_SyncClient]):
