@@ -84,9 +84,9 @@ class _RegistryCore(Generic[_C]):
         self._clock = clock
         # The fast path reads only these two: `_served` is returned while the clock is
         # below `_fresh_until` (the refresh-ahead point, or the expiry without it).
+        # `_served` is the `_EMPTY` sentinel until a list was fetched (see `_current`).
         self._served: Snapshot = _EMPTY
         self._fresh_until = -math.inf
-        self._current: Snapshot | None = None
         self._expires_at = -math.inf
         self._stale_until = -math.inf
         self._retry_at = -math.inf
@@ -101,6 +101,12 @@ class _RegistryCore(Generic[_C]):
         """How many list requests this registry has completed successfully."""
         self.failures = 0
         """How many refreshes failed (after the client's retries)."""
+
+    @property
+    def _current(self) -> Snapshot | None:
+        """The last good snapshot, or None before the first fetch."""
+        served = self._served
+        return None if served is _EMPTY else served
 
     def __repr__(self) -> str:
         current = self._current
@@ -128,17 +134,14 @@ class _RegistryCore(Generic[_C]):
 
         return unsubscribe
 
-    def _notify_one(self, listener: SnapshotListener, snapshot: Snapshot) -> None:
-        try:
-            listener(snapshot)
-        except Exception:
-            logger.exception("snapshot listener %r raised; ignoring it", listener)
-
     def _notify(self, snapshot: Snapshot) -> None:
         with self._state_lock:
             listeners = list(self._listeners)
         for listener in listeners:
-            self._notify_one(listener, snapshot)
+            try:
+                listener(snapshot)
+            except Exception:
+                logger.exception("snapshot listener %r raised; ignoring it", listener)
 
     # -- state changes ------------------------------------------------------------------
 
@@ -162,7 +165,6 @@ class _RegistryCore(Generic[_C]):
         snapshot = Snapshot(tuple(numbers), now)
         with self._state_lock:
             previous = self._current
-            self._current = snapshot
             self._expires_at = now + self.ttl
             self._stale_until = self._expires_at + self.stale_if_error
             self._retry_at = -math.inf
@@ -210,7 +212,7 @@ class _RegistryCore(Generic[_C]):
                 return updated
             merged = attrs.evolve(cached, forwarding_number=updated.forwarding_number)
             snapshot = current.replace_number(merged)
-            self._current = self._served = snapshot
+            self._served = snapshot
         if snapshot.version != current.version:
             self._notify(snapshot)
         return merged
