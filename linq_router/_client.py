@@ -97,13 +97,12 @@ class _ClientCore:
         if max_attempts < 1:
             msg = f"max_attempts must be at least 1, got {max_attempts!r}"
             raise ValueError(msg)
-        numbers: list[tuple[str, object]] = [] if _not_number(timeout) else [("timeout", timeout)]
-        if _not_number(timeout) and not (timeout is None or isinstance(timeout, httpx.Timeout)):
-            msg = f"timeout must be seconds, an httpx.Timeout or None, got {timeout!r}"
-            raise ValueError(msg)
+        # httpx's own forms pass as they are; anything else must be seconds.
+        seconds: list[tuple[str, object]] = [("deadline", deadline)]
+        if not (timeout is None or isinstance(timeout, httpx.Timeout)):
+            seconds.append(("timeout", timeout))
         for name, value in (
-            *numbers,
-            ("deadline", deadline),
+            *seconds,
             ("backoff_initial", backoff_initial),
             ("backoff_max", backoff_max),
             ("retry_after_max", retry_after_max),

@@ -12,7 +12,7 @@ import html
 from collections.abc import Sequence
 
 from ._models import Reputation
-from ._simulate import TICK_SECONDS, LineHistory, RunResult
+from ._simulate import TICK_SECONDS, LineHistory, RunResult, percent
 
 __all__ = ["BAR_COLOR", "REPUTATION_HEX", "render_html"]
 
@@ -50,10 +50,6 @@ window.addEventListener("load", function () {
 
 def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
-
-
-def _pct(part: float, whole: float) -> str:
-    return f"{100 * part / whole:.1f}%" if whole else "-"
 
 
 def _lines_chart(result: RunResult) -> str:
@@ -125,12 +121,12 @@ def _reputation_chart(result: RunResult) -> str:
         parts.append(
             f'<rect x="{x:.1f}" y="0" width="{w:.1f}" height="{height}" '
             f'fill="{REPUTATION_HEX[reputation]}"><title>{reputation.value}: '
-            f"{_pct(count, result.sends)}</title></rect>"
+            f"{percent(count, result.sends)}</title></rect>"
         )
         if w > 90:
             parts.append(
                 f'<text x="{x + 6:.1f}" y="{height / 2 + 4}">{reputation.value} '
-                f"{_pct(count, result.sends)}</text>"
+                f"{percent(count, result.sends)}</text>"
             )
         x += w
     parts.append("</svg>")
@@ -143,7 +139,7 @@ def _figures(results: Sequence[RunResult]) -> str:
 
     def critical(r: RunResult) -> str:
         cls = "ok" if r.to_critical == 0 else "bad"
-        return f'<span class="{cls}">{r.to_critical:,}</span> ({_pct(r.to_critical, r.sends)})'
+        return f'<span class="{cls}">{r.to_critical:,}</span> ({percent(r.to_critical, r.sends)})'
 
     def stay(r: RunResult) -> str:
         if r.stay_rate is None:
@@ -152,7 +148,7 @@ def _figures(results: Sequence[RunResult]) -> str:
 
     def reps(r: RunResult) -> str:
         return ", ".join(
-            f"{rep.value} {_pct(r.by_reputation.get(rep.value, 0), r.sends)}"
+            f"{rep.value} {percent(r.by_reputation.get(rep.value, 0), r.sends)}"
             for rep in Reputation
             if rep is not Reputation.UNKNOWN or r.by_reputation.get(rep.value)
         )

@@ -81,23 +81,16 @@ def _optional_e164(entry: dict[str, Any], field: str) -> str | None:
     return None
 
 
-def _line_type(entry: dict[str, Any], warned: Warned) -> LineType | None:
-    value = entry.get("line_type")
+def _choice(
+    entry: dict[str, Any], field: str, allowed: frozenset[str], warned: Warned
+) -> str | None:
+    """``entry[field]`` if it is one of ``allowed``; None (warned once) for anything else."""
+    value = entry.get(field)
     if value is None:
         return None
-    if isinstance(value, str) and value in _LINE_TYPES:
-        return cast("LineType", value)
-    warned.once("line_type", str(value))
-    return None
-
-
-def _status(entry: dict[str, Any], warned: Warned) -> LineStatus | None:
-    value = entry.get("status")
-    if value is None:
-        return None
-    if isinstance(value, str) and value in _STATUSES:
-        return cast("LineStatus", value)
-    warned.once("line status", str(value))
+    if isinstance(value, str) and value in allowed:
+        return value
+    warned.once(field, str(value))
     return None
 
 
@@ -120,9 +113,9 @@ def parse_phone_number(entry: dict[str, Any], warned: Warned = _PROCESS_WARNED) 
         phone_number=entry["phone_number"],
         reputation=rep,
         forwarding_number=_optional_e164(entry, "forwarding_number"),
-        line_type=_line_type(entry, warned),
+        line_type=cast("LineType | None", _choice(entry, "line_type", _LINE_TYPES, warned)),
         doc_url=doc_url,
-        status=_status(entry, warned),
+        status=cast("LineStatus | None", _choice(entry, "status", _STATUSES, warned)),
         reputation_raw=raw,
     )
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from types import TracebackType
 from typing import Protocol
 
@@ -27,7 +27,6 @@ logger = logging.getLogger("linq_router")
 # Bound once: the level check is the only logging cost of a pick when DEBUG is off.
 _debug_enabled = logger.isEnabledFor
 
-Listener = Callable[[Snapshot], None]
 PolicyLike = Policy | str | object
 """A ``Policy``, a spec string, or a bare selector."""
 
@@ -106,7 +105,6 @@ class _RouterCore:
                 raise ValueError(msg)
             resolved[purpose] = as_policy(value)
         self.policies: Mapping[str, Policy] = resolved
-        self._registry = registry
         # Replaced wholesale under the lock, read without it: a pick sees either the old
         # mapping or the new one, both complete.
         self._compiled: dict[str, CompiledPolicy] = {}

@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ._models import Reputation
-from ._simulate import TICK_SECONDS, LineHistory, RunResult
+from ._simulate import TICK_SECONDS, LineHistory, RunResult, percent
 
 __all__ = [
     "GLYPH",
@@ -75,10 +75,6 @@ def _bar(share: float, peak: float, width: int = _BAR_WIDTH) -> Text:
     return Text("█" * filled, style="cyan")
 
 
-def _pct(part: float, whole: float) -> str:
-    return f"{100 * part / whole:.1f}%" if whole else "-"
-
-
 def _reputation_share(result: RunResult) -> Text:
     text = Text()
     for reputation in Reputation:
@@ -87,9 +83,9 @@ def _reputation_share(result: RunResult) -> Text:
             if text:
                 text.append("  ")
             text.append(reputation.value, style=REPUTATION_COLOR[reputation])
-            text.append(f" {_pct(count, result.sends)}")
+            text.append(f" {percent(count, result.sends)}")
     if result.no_eligible:
-        text.append(f"  no eligible line {_pct(result.no_eligible, result.sends)}")
+        text.append(f"  no eligible line {percent(result.no_eligible, result.sends)}")
     return text
 
 
@@ -138,7 +134,7 @@ def critical_verdict(result: RunResult) -> Text:
         return Text.assemble("picks to a CRITICAL line: ", ("0", "bold green"), " (expected: none)")
     text = Text.assemble(
         "picks to a CRITICAL line: ",
-        (f"{result.to_critical:,} ({_pct(result.to_critical, result.sends)})", "bold red"),
+        (f"{result.to_critical:,} ({percent(result.to_critical, result.sends)})", "bold red"),
         " (expected: none), e.g. ",
     )
     text.append(

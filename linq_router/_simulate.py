@@ -50,6 +50,7 @@ __all__ = [
     "Workload",
     "demo_events",
     "make_workload",
+    "percent",
     "run_specs",
     "run_workload",
     "summarize",
@@ -59,6 +60,11 @@ Picker = Callable[[str], Pick]
 """Picks a line for one recipient (``Router(registry, spec).pick``)."""
 PickerFactory = Callable[[Registry, str], Picker]
 ProgressFn = Callable[[int], None]
+
+
+def percent(part: float, whole: float) -> str:
+    """``part`` as a percentage of ``whole`` to one decimal, or "-" when there is none."""
+    return f"{100 * part / whole:.1f}%" if whole else "-"
 
 
 @attrs.frozen

@@ -319,10 +319,14 @@ def _describe_empty(group: Group, reason: str | None = None) -> str:
 
 
 class _Empty:
-    """Stands in for a selector on a group the filters emptied."""
+    """Stands in for a selector on a group with nothing to pick: raises, explaining why.
 
-    def __init__(self, group: Group) -> None:
-        self._message = _describe_empty(group)
+    Used for a group the filters emptied, and by selectors for a group they cannot
+    pick from (``reason``: every weight 0, say).
+    """
+
+    def __init__(self, group: Group, reason: str | None = None) -> None:
+        self._message = _describe_empty(group, reason)
         self.group = group
 
     def pick(self, ctx: PickContext) -> Pick:

@@ -69,18 +69,12 @@ class Geomatch(BaseFilter):
                 lines, Stage(self.name, total, total, (), "no local line for the recipient")
             )
         }
-        for area, members in by_area.items():
-            note = f"area code {area}"
-            groups[f"area:{area}"] = Kept(
-                tuple(members),
-                Stage(self.name, len(members), total, (("non-local", total - len(members)),), note),
-            )
-        for region, members in by_region.items():
-            note = f"in {region}"
-            groups[f"region:{region}"] = Kept(
-                tuple(members),
-                Stage(self.name, len(members), total, (("non-local", total - len(members)),), note),
-            )
+        for key, note, members in [
+            *((f"area:{a}", f"area code {a}", m) for a, m in by_area.items()),
+            *((f"region:{r}", f"in {r}", m) for r, m in by_region.items()),
+        ]:
+            dropped = (("non-local", total - len(members)),)
+            groups[key] = Kept(tuple(members), Stage(self.name, len(members), total, dropped, note))
         areas = {area: f"area:{area}" for area in by_area}
         regions = {region: f"region:{region}" for region in by_region}
 

@@ -26,7 +26,7 @@ from linq_router.state import MemoryState, StateBackend
 
 from ._base import BaseSelector, CompiledSelector, Group
 from ._rotation import Rotation
-from ._weighted import DEFAULT_WEIGHTS, weighted_rotation, weights_for
+from ._weighted import changed_weights, weighted_rotation, weights_for
 
 __all__ = ["Sticky", "conversation_hash", "sticky"]
 
@@ -148,11 +148,7 @@ class Sticky(BaseSelector):
     def spec(self) -> str:
         """The text form, e.g. ``sticky(max_size=50000)``."""
         args = [] if self.max_size == 10_000 else [f"max_size={self.max_size}"]
-        args += [
-            f"{rep.value}={self.weights[rep]:g}"
-            for rep in Reputation
-            if self.weights[rep] != DEFAULT_WEIGHTS[rep]
-        ]
+        args += changed_weights(self.weights)
         return f"{self.name}({', '.join(args)})" if args else self.name
 
     def compile(self, group: Group, previous: CompiledSelector | None) -> CompiledSelector:

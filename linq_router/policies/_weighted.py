@@ -4,14 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from linq_router._errors import NoEligibleNumberError
 from linq_router._models import PhoneNumber, Reputation
 from linq_router._pick import Pick, PickContext
 
-from ._base import BaseSelector, CompiledSelector, Group
+from ._base import BaseSelector, CompiledSelector, Group, _Empty
 from ._rotation import Rotation
 
-__all__ = ["DEFAULT_WEIGHTS", "ReputationWeighted", "reputation_weighted", "weights_for"]
+__all__ = [
+    "DEFAULT_WEIGHTS",
+    "ReputationWeighted",
+    "changed_weights",
+    "reputation_weighted",
+    "weights_for",
+]
 
 DEFAULT_WEIGHTS: Mapping[Reputation, float] = {
     Reputation.HEALTHY: 1.0,
@@ -43,18 +48,17 @@ def weights_for(overrides: Mapping[str | Reputation, float] | None) -> dict[Repu
     return weights
 
 
+def changed_weights(weights: Mapping[Reputation, float]) -> list[str]:
+    """``["AT_RISK=0.5", ...]`` for the weights that differ from ``DEFAULT_WEIGHTS``."""
+    return [
+        f"{rep.value}={weights[rep]:g}"
+        for rep in Reputation
+        if weights[rep] != DEFAULT_WEIGHTS[rep]
+    ]
+
+
 def _format_weights(weights: Mapping[Reputation, float]) -> str:
     return ", ".join(f"{rep.value} {weights[rep]}" for rep in Reputation)
-
-
-class _NoneEligible:
-    __slots__ = ("_error",)
-
-    def __init__(self, error: NoEligibleNumberError) -> None:
-        self._error = error
-
-    def pick(self, ctx: PickContext) -> Pick:
-        raise NoEligibleNumberError(str(self._error))
 
 
 def weighted_rotation(
@@ -62,7 +66,7 @@ def weighted_rotation(
     group: Group,
     weights: Mapping[Reputation, float],
     previous: Rotation | None,
-) -> Rotation | _NoneEligible:
+) -> Rotation | _Empty:
     """A rotation over the group's lines with positive weight (shared with ``sticky``).
 
     When every weight is 0 and the group was told to ignore health, lines count equally.
@@ -75,7 +79,7 @@ def weighted_rotation(
         chosen = [(line, 1.0) for line in group.lines]
     if not chosen:
         reason = f"{name}: every line has weight 0 ({_format_weights(weights)})"
-        return _NoneEligible(group.no_eligible(reason))
+        return _Empty(group, reason)
     total = sum(w for _, w in chosen)
     picks = []
     for line, weight in chosen:
@@ -120,11 +124,7 @@ class ReputationWeighted(BaseSelector):
     @property
     def spec(self) -> str:
         """The text form, with the weights that differ from the defaults."""
-        changed = [
-            f"{rep.value}={self.weights[rep]:g}"
-            for rep in Reputation
-            if self.weights[rep] != DEFAULT_WEIGHTS[rep]
-        ]
+        changed = changed_weights(self.weights)
         return f"{self.name}({', '.join(changed)})" if changed else self.name
 
     def compile(self, group: Group, previous: CompiledSelector | None) -> CompiledSelector:
