@@ -82,6 +82,12 @@ class PhoneNumber:
     doc_url: str | None = None
     status: LineStatus | None = None
     reputation_raw: str | None = attrs.field(default=None, repr=False)
+    # A digest of the content, computed once per line object: a snapshot's version is a
+    # digest of these, and lines reused across refreshes are not hashed again.
+    _digest: bytes = attrs.field(init=False, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "_digest", _line_digest(self))
 
     @property
     def is_flagged(self) -> bool:
@@ -89,25 +95,25 @@ class PhoneNumber:
         return self.status == "FLAGGED"
 
 
-def _content_version(numbers: tuple[PhoneNumber, ...]) -> str:
-    digest = hashlib.blake2b(digest_size=8)
-    for n in numbers:
-        digest.update(
-            "\x1f".join(
-                (
-                    n.id,
-                    n.phone_number,
-                    n.reputation.value,
-                    n.reputation_raw or "",
-                    n.forwarding_number or "",
-                    n.line_type or "",
-                    n.doc_url or "",
-                    n.status or "",
-                )
-            ).encode()
+def _line_digest(n: PhoneNumber) -> bytes:
+    text = "\x1f".join(
+        (
+            n.id,
+            n.phone_number,
+            n.reputation.value,
+            n.reputation_raw or "",
+            n.forwarding_number or "",
+            n.line_type or "",
+            n.doc_url or "",
+            n.status or "",
         )
-        digest.update(b"\x1e")
-    return digest.hexdigest()
+    )
+    return hashlib.blake2b(text.encode(), digest_size=16).digest()
+
+
+def _content_version(numbers: tuple[PhoneNumber, ...]) -> str:
+    # One C-level join over the lines' cached digests: about 1 ms at 50,000 lines.
+    return hashlib.blake2b(b"".join([n._digest for n in numbers]), digest_size=8).hexdigest()
 
 
 def _as_tuple(numbers: Iterable[PhoneNumber]) -> tuple[PhoneNumber, ...]:
@@ -123,6 +129,11 @@ class Snapshot:
     snapshots with the same lines in the same order share it, so it changes only when
     the content does. A snapshot is iterable, sized and indexable.
 
+    A snapshot made from another (``replace_number``, or the registry installing a
+    refresh) remembers which lines differ from it, so ``changes_since`` answers in
+    time proportional to the change; that is what lets a router recompile only what
+    changed.
+
     .. versionadded:: 0.1
     """
 
@@ -130,6 +141,10 @@ class Snapshot:
     fetched_at: float = 0.0
     version: str = attrs.field(init=False)
     _by_key: Mapping[str, PhoneNumber] = attrs.field(init=False, repr=False, eq=False)
+    # The version this snapshot was derived from, and the ids that differ from it.
+    _parent: tuple[str, frozenset[str]] | None = attrs.field(
+        init=False, repr=False, eq=False, default=None
+    )
 
     def __attrs_post_init__(self) -> None:
         object.__setattr__(self, "version", _content_version(self.numbers))
@@ -156,7 +171,57 @@ class Snapshot:
         """The line whose id or E.164 number is ``key``, or ``None``."""
         return self._by_key.get(key)
 
+    def changes_since(self, other: Snapshot) -> frozenset[str]:
+        """The ids of the lines that differ from ``other``: added, removed or changed.
+
+        Immediate when this snapshot was derived from ``other``; otherwise one pass
+        over both.
+
+        .. versionadded:: 0.2
+        """
+        if other.version == self.version:
+            return frozenset()
+        parent = self._parent
+        if parent is not None and parent[0] == other.version:
+            return parent[1]
+        return _changed_ids(other, self.numbers)
+
+    def derive(self, numbers: Iterable[PhoneNumber], *, fetched_at: float | None = None) -> Snapshot:
+        """A snapshot of ``numbers`` that remembers what changed since this one.
+
+        Lines equal to the ones here are replaced by the objects here, so unchanged
+        lines keep their identity (and everything cached on them) across refreshes.
+
+        .. versionadded:: 0.2
+        """
+        mine = self._by_key
+        kept: list[PhoneNumber] = []
+        changed: set[str] = set()
+        for n in numbers:
+            old = mine.get(n.id)
+            if old is n or (old is not None and old._digest == n._digest):
+                kept.append(old)
+            else:
+                kept.append(n)
+                changed.add(n.id)
+        derived = Snapshot(tuple(kept), self.fetched_at if fetched_at is None else fetched_at)
+        ids = derived._by_key
+        changed.update(n.id for n in self.numbers if ids.get(n.id) is None)
+        object.__setattr__(derived, "_parent", (self.version, frozenset(changed)))
+        return derived
+
     def replace_number(self, updated: PhoneNumber, *, fetched_at: float | None = None) -> Snapshot:
         """A new snapshot with the line of the same id replaced by ``updated``."""
         numbers = tuple(updated if n.id == updated.id else n for n in self.numbers)
-        return Snapshot(numbers, self.fetched_at if fetched_at is None else fetched_at)
+        replaced = Snapshot(numbers, self.fetched_at if fetched_at is None else fetched_at)
+        changed = frozenset({updated.id}) if replaced.version != self.version else frozenset()
+        object.__setattr__(replaced, "_parent", (self.version, changed))
+        return replaced
+
+
+def _changed_ids(before: Snapshot, numbers: tuple[PhoneNumber, ...]) -> frozenset[str]:
+    old = before._by_key
+    changed = {n.id for n in numbers if getattr(old.get(n.id), "_digest", None) != n._digest}
+    ids = {n.id for n in numbers}
+    changed.update(n.id for n in before.numbers if n.id not in ids)
+    return frozenset(changed)
