@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import attrs
 
 from ._models import PhoneNumber
 from ._parsing import is_e164
 
-__all__ = ["PURPOSES", "Explanation", "Pick", "PickContext", "Purpose", "Stage", "make_context"]
+__all__ = ["PURPOSES", "Cell", "Explanation", "Pick", "PickContext", "Purpose", "Stage", "make_context"]
 
 Purpose = str
 """``"chat"`` or ``"voice_memo"``: what the chosen line will carry."""
@@ -56,7 +56,23 @@ class Stage:
         return text
 
 
-@attrs.frozen
+class Cell:
+    """A value a compiled group shares with the picks it built, updated in place.
+
+    An incremental compile that keeps a group's picks (their lines did not change)
+    only has to update the group's stages, or its total weight, here, instead of
+    rebuilding every pick because a count in its explanation moved.
+    """
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"Cell({self.value!r})"
+
+
 class Explanation:
     """Why a line was chosen: each filter stage in order, then the selector's choice.
 
@@ -64,14 +80,61 @@ class Explanation:
     ``"skip-critical: kept 9 of 12 (2 CRITICAL skipped, 1 FLAGGED skipped) →
     reputation-weighted: chose +12025551234 (HEALTHY, weight 1.0)"``.
 
+    ``stages`` and ``choice`` are rendered when read: the picks a policy builds at
+    compile time share their group's current stages, so an explanation always counts
+    the lines as of the compiled policy that handed the pick out.
+
     .. versionadded:: 0.1
     """
 
-    stages: tuple[Stage, ...]
-    choice: str
+    __slots__ = ("_choice", "_stages")
+
+    def __init__(self, stages: tuple[Stage, ...], choice: str) -> None:
+        self._stages: tuple[Stage, ...] | Cell = tuple(stages)
+        self._choice: str | Callable[[], str] = choice
+
+    @classmethod
+    def live(cls, stages: Cell, choice: str | Callable[[], str]) -> Explanation:
+        """An explanation whose stages are read from ``stages`` (a ``Cell``) when rendered.
+
+        ``choice`` may be a function, called when the explanation is read.
+
+        .. versionadded:: 0.2
+        """
+        explanation = cls.__new__(cls)
+        explanation._stages = stages
+        explanation._choice = choice
+        return explanation
+
+    @property
+    def stages(self) -> tuple[Stage, ...]:
+        """The filter stages, in order."""
+        stages = self._stages
+        return stages.value if isinstance(stages, Cell) else stages  # type: ignore[return-value]
+
+    @property
+    def choice(self) -> str:
+        """What the selector said about its choice."""
+        choice = self._choice
+        return choice if isinstance(choice, str) else choice()
 
     def __str__(self) -> str:
         return " → ".join([*(str(stage) for stage in self.stages), self.choice])
+
+    def __repr__(self) -> str:
+        return f"Explanation(stages={self.stages!r}, choice={self.choice!r})"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Explanation):
+            return NotImplemented
+        return (self.stages, self.choice) == (other.stages, other.choice)
+
+    def __hash__(self) -> int:
+        return hash((self.stages, self.choice))
+
+    def __reduce__(self) -> tuple[type[Explanation], tuple[tuple[Stage, ...], str]]:
+        # Pickled as it reads now: the shared cell stays behind.
+        return (Explanation, (self.stages, self.choice))
 
 
 @attrs.frozen

@@ -20,17 +20,17 @@ compiles against a snapshot, and which state it may keep, is documented on
 from ._base import (
     BaseFilter,
     BaseSelector,
-    CompiledPolicy,
     CompiledSelector,
     Filter,
     Group,
     Kept,
+    LineFilter,
     Pinnable,
     Policy,
     Routed,
     Selector,
-    compile_policy,
 )
+from ._compile import CompiledPolicy, compile_policy
 from ._geomatch import Geomatch, geomatch
 from ._rotation import Rotation
 from ._round_robin import RoundRobin, round_robin
@@ -73,6 +73,7 @@ __all__ = [
     "Geomatch",
     "Group",
     "Kept",
+    "LineFilter",
     "LineTypeFilter",
     "Only",
     "Pinnable",

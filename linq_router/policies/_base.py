@@ -29,21 +29,20 @@ import attrs
 
 from linq_router._errors import NoEligibleNumberError
 from linq_router._models import PhoneNumber, Snapshot
-from linq_router._pick import Explanation, Pick, PickContext, Stage
+from linq_router._pick import Cell, Explanation, Pick, PickContext, Stage
 
 __all__ = [
     "BaseFilter",
     "BaseSelector",
-    "CompiledPolicy",
     "CompiledSelector",
     "Filter",
     "Group",
     "Kept",
+    "LineFilter",
     "Pinnable",
     "Policy",
     "Routed",
     "Selector",
-    "compile_policy",
 ]
 
 logger = logging.getLogger("linq_router")
@@ -86,9 +85,14 @@ class Group:
     """The lines a selector chooses among, with everything it needs to explain a choice.
 
     ``path`` names the group stably across snapshots (purpose and the route keys that
-    led here), so state can be keyed by it.
+    led here), so state can be keyed by it. ``changed`` is what an incremental compile
+    knows: the ids of the lines that differ from the group compiled at the same path
+    for the previous snapshot (added, removed or changed), or ``None`` when that is
+    unknown; a selector given its previous compiled form and a ``changed`` set may
+    update that form for just those lines instead of rebuilding it.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2 ``changed`` and ``get``.
     """
 
     lines: tuple[PhoneNumber, ...]
@@ -98,15 +102,34 @@ class Group:
     purpose: str = "chat"
     ignore_health: bool = False
     warnings: tuple[str, ...] = ()
+    changed: frozenset[str] | None = None
+    _by_id: Mapping[str, PhoneNumber] | None = attrs.field(
+        default=None, eq=False, repr=False, alias="by_id"
+    )
+    _cell: Cell | None = attrs.field(default=None, eq=False, repr=False, alias="cell")
 
-    def make_pick(self, line: PhoneNumber, choice: str) -> Pick:
+    def get(self, line_id: str) -> PhoneNumber | None:
+        """The group's line with id ``line_id``, or ``None``."""
+        by_id = self._by_id
+        if by_id is None:
+            by_id = {line.id: line for line in self.lines}
+            object.__setattr__(self, "_by_id", by_id)
+        return by_id.get(line_id)
+
+    def make_pick(self, line: PhoneNumber, choice: str | Callable[[], str]) -> Pick:
         """A ``Pick`` of ``line`` whose explanation ends with ``choice``.
 
-        Build these at compile time and return them from ``pick``: they are immutable.
+        Build these at compile time (or once, lazily) and return them from ``pick``:
+        they are immutable. ``choice`` may be a function that renders the text when
+        the explanation is read. The explanation's stages are the group's current
+        ones, shared with every pick of the group.
         """
-        return Pick(
-            line.phone_number, line, self.policy, Explanation(self.stages, choice), self.purpose
-        )
+        if self._cell is not None:
+            explanation = Explanation.live(self._cell, choice)
+        else:
+            text = choice if isinstance(choice, str) else choice()
+            explanation = Explanation(self.stages, text)
+        return Pick(line.phone_number, line, self.policy, explanation, self.purpose)
 
     def no_eligible(self, reason: str) -> NoEligibleNumberError:
         """The error to raise when the selector finds nothing it may pick, for ``reason``."""
@@ -278,6 +301,67 @@ class BaseFilter:
         return Policy((self,), None) | other  # type: ignore[arg-type]
 
 
+class LineFilter(BaseFilter):
+    """Base for a static filter decided one line at a time: override ``reason``.
+
+    ``reason(line)`` is ``None`` to keep the line, or why it is dropped (the word an
+    explanation counts: "2 CRITICAL skipped"). ``fallback(lines, dropped)`` says what
+    to answer when every line would be dropped (default ``None``: keep nothing).
+    ``order`` lists reasons in the order explanations give them; others follow in
+    alphabetical order. Such a filter recompiles incrementally: when a few lines
+    change, only those are asked again.
+
+    .. versionadded:: 0.2
+    """
+
+    order: tuple[str, ...] = ()
+
+    def reason(self, line: PhoneNumber) -> str | None:
+        """Why ``line`` is dropped, or ``None`` to keep it."""
+        raise NotImplementedError
+
+    def fallback(
+        self, lines: tuple[PhoneNumber, ...], dropped: tuple[tuple[str, int], ...]
+    ) -> Kept | None:
+        """The answer when no line is kept (``lines`` is not empty); ``None``: keep none."""
+        return None
+
+    def compile(self, lines: tuple[PhoneNumber, ...]) -> Kept:
+        """Keep the lines whose ``reason`` is ``None``."""
+        kept: list[PhoneNumber] = []
+        counts: dict[str, int] = {}
+        for line in lines:
+            why = self.reason(line)
+            if why is None:
+                kept.append(line)
+            else:
+                counts[why] = counts.get(why, 0) + 1
+        return self.answer(tuple(kept), lines, counts)
+
+    def answer(
+        self,
+        kept: tuple[PhoneNumber, ...],
+        lines: tuple[PhoneNumber, ...] | Callable[[], tuple[PhoneNumber, ...]],
+        counts: Mapping[str, int],
+    ) -> Kept:
+        """The ``Kept`` for ``kept`` of ``lines`` with ``counts`` dropped per reason.
+
+        ``lines`` may be a function returning them (only the fallback needs them).
+        """
+        total = len(kept) + sum(counts.values())
+        dropped = self._dropped(counts)
+        if not kept and total:
+            fallback = self.fallback(lines if isinstance(lines, tuple) else lines(), dropped)
+            if fallback is not None:
+                return fallback
+        return Kept(kept, Stage(self.name, len(kept), total, dropped))
+
+    def _dropped(self, counts: Mapping[str, int]) -> tuple[tuple[str, int], ...]:
+        first = [(why, counts[why]) for why in self.order if counts.get(why)]
+        rest = sorted((why, n) for why, n in counts.items() if n and why not in self.order)
+        return (*first, *rest)
+
+
 class BaseSelector:
     """Convenience base for selectors: ``kind``, a repr, and ``|`` composition.
 
@@ -331,158 +415,3 @@ class _Empty:
 
     def pick(self, ctx: PickContext) -> Pick:
         raise NoEligibleNumberError(self._message)
-
-
-class _Warned:
-    """Logs the group's warnings on every pick, then delegates."""
-
-    def __init__(self, inner: CompiledSelector, warnings: tuple[str, ...]) -> None:
-        self.inner = inner
-        self._warning = "; ".join(warnings)
-
-    def pick(self, ctx: PickContext) -> Pick:
-        pick = self.inner.pick(ctx)
-        logger.warning("%s (chose %s)", self._warning, getattr(pick, "phone_number", pick))
-        return pick
-
-
-class _Branch:
-    """A contextual filter's fork: routes each pick to one compiled child."""
-
-    def __init__(self, route: Callable[[PickContext], str], children: dict[str, _Node]) -> None:
-        self.route = route
-        self.children = children
-
-    def pick(self, ctx: PickContext) -> Pick:
-        return self.children[self.route(ctx)].pick(ctx)
-
-
-@attrs.frozen
-class _Leaf:
-    group: Group
-    compiled: CompiledSelector | _Empty | _Warned
-
-    def pick(self, ctx: PickContext) -> Pick:
-        return self.compiled.pick(ctx)
-
-
-_Node = _Branch | _Leaf
-
-
-class CompiledPolicy:
-    """A policy compiled against one snapshot: ``pick(ctx)`` is all that is left to do.
-
-    ``candidates(ctx)`` returns the lines the filters left for ``ctx`` (what the
-    selector chose among); ``check_policy`` uses it.
-
-    .. versionadded:: 0.1
-    """
-
-    def __init__(self, policy: Policy, version: str, root: _Node, leaves: dict[str, _Leaf]) -> None:
-        self.policy = policy
-        self.version = version
-        self.leaves = leaves
-        self._root = root
-        # Bind once: a static pipeline's pick is then the selector's own bound method.
-        self.pick: Callable[[PickContext], Pick] = (
-            root.compiled.pick if isinstance(root, _Leaf) else root.pick
-        )
-
-    def candidates(self, ctx: PickContext) -> tuple[PhoneNumber, ...]:
-        """The lines the filters kept for ``ctx``."""
-        node = self._root
-        while isinstance(node, _Branch):
-            node = node.children[node.route(ctx)]
-        return node.group.lines
-
-    def selector_for(self, path: str) -> CompiledSelector | None:
-        """The compiled selector of the group at ``path`` (unwrapped), if any."""
-        leaf = self.leaves.get(path)
-        if leaf is None or isinstance(leaf.compiled, _Empty):
-            return None
-        if isinstance(leaf.compiled, _Warned):
-            return leaf.compiled.inner
-        return leaf.compiled
-
-    def __repr__(self) -> str:
-        name, groups = self.policy.name, len(self.leaves)
-        return f"<CompiledPolicy {name!r} version={self.version} groups={groups}>"
-
-
-def compile_policy(
-    policy: Policy,
-    snapshot: Snapshot,
-    *,
-    purpose: str = "chat",
-    previous: CompiledPolicy | None = None,
-) -> CompiledPolicy:
-    """Compile ``policy`` against ``snapshot``; ``previous`` carries selector state over.
-
-    .. versionadded:: 0.1
-    """
-    selector = policy.selector
-    if selector is None:
-        msg = f"policy {policy.name!r} has no selector; end it with one"
-        raise ValueError(msg)
-    leaves: dict[str, _Leaf] = {}
-    name = policy.name
-
-    def build(
-        index: int,
-        lines: tuple[PhoneNumber, ...],
-        stages: tuple[Stage, ...],
-        path: str,
-        ignore_health: bool,
-        warnings: tuple[str, ...],
-    ) -> _Node:
-        if index == len(policy.filters):
-            group = Group(lines, stages, path, name, purpose, ignore_health, warnings)
-            compiled: CompiledSelector | _Empty | _Warned
-            if not lines:
-                compiled = _Empty(group)
-            else:
-                prior = previous.selector_for(path) if previous is not None else None
-                compiled = selector.compile(group, prior)
-                if warnings:
-                    compiled = _Warned(compiled, warnings)
-            leaf = _Leaf(group, compiled)
-            leaves[path] = leaf
-            return leaf
-        result = policy.filters[index].compile(lines)
-        if isinstance(result, Kept):
-            return _descend(index, result, stages, path, ignore_health, warnings, build)
-        children = {
-            key: _descend(index, kept, stages, f"{path}/{key}", ignore_health, warnings, build)
-            for key, kept in result.groups.items()
-        }
-        return _Branch(result.route, children)
-
-    root = build(0, snapshot.numbers, (), f"{purpose}:", False, ())
-    if not snapshot.numbers:
-        # Say "the snapshot has no lines" rather than a chain of "kept 0 of 0".
-        empty = Group((), (Stage("snapshot", 0, 0),), f"{purpose}:", name, purpose)
-        root = _Leaf(empty, _Empty(empty))
-        leaves = {empty.path: root}
-    return CompiledPolicy(policy, snapshot.version, root, leaves)
-
-
-def _descend(
-    index: int,
-    kept: Kept,
-    stages: tuple[Stage, ...],
-    path: str,
-    ignore_health: bool,
-    warnings: tuple[str, ...],
-    build: Callable[
-        [int, tuple[PhoneNumber, ...], tuple[Stage, ...], str, bool, tuple[str, ...]], _Node
-    ],
-) -> _Node:
-    more = (*warnings, kept.warning) if kept.warning else warnings
-    return build(
-        index + 1,
-        kept.lines,
-        (*stages, kept.stage),
-        path,
-        ignore_health or kept.ignore_health,
-        more,
-    )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 
 import phonenumbers
 
@@ -10,6 +11,7 @@ from linq_router._models import PhoneNumber
 from linq_router._pick import PickContext, Stage
 
 from ._base import BaseFilter, Kept, Routed
+from ._compile import _Record
 
 __all__ = ["Geomatch", "geo_of", "geomatch"]
 
@@ -55,28 +57,60 @@ class Geomatch(BaseFilter):
 
     def compile(self, lines: tuple[PhoneNumber, ...]) -> Routed:
         """Group the lines by area code and by region, plus the whole set as fallback."""
-        by_area: dict[str, list[PhoneNumber]] = {}
-        by_region: dict[str, list[PhoneNumber]] = {}
+        members: dict[str, dict[str, PhoneNumber]] = {}
         for line in lines:
-            region, area = geo_of(line.phone_number)
-            if area is not None:
-                by_area.setdefault(area, []).append(line)
-            if region is not None:
-                by_region.setdefault(region, []).append(line)
+            for key in _keys(line):
+                members.setdefault(key, {})[line.id] = line
+        return self._routed(lines, {key: tuple(m.values()) for key, m in members.items()})
+
+    def _updated(self, prev: _Record, given: Mapping[str, PhoneNumber], changed: frozenset[str]) -> _Record:
+        """The groups updated for the ``changed`` lines only (an incremental compile)."""
+        passed: dict[str, Mapping[str, PhoneNumber]] = dict(prev.passed)
+        copied: dict[str, dict[str, PhoneNumber]] = {}
+        before = prev.given
+        for line_id in changed:
+            for line, adding in ((before.get(line_id), False), (given.get(line_id), True)):
+                if line is None:
+                    continue
+                for key in _keys(line):
+                    group = copied.get(key)
+                    if group is None:
+                        group = copied[key] = dict(passed.get(key, {}))
+                        passed[key] = group
+                    if adding:
+                        group[line_id] = line
+                    else:
+                        group.pop(line_id, None)
+        for key, group in copied.items():
+            if not group:
+                del passed[key]
+        passed[_FALLBACK] = given
+        assert isinstance(prev.result, Routed)  # noqa: S101  # geomatch only answers Routed
+        old = prev.result.groups
+        members = {
+            key: tuple(copied[key].values()) if key in copied else old[key].lines
+            for key in passed
+            if key != _FALLBACK
+        }
+        return _Record(given, self._routed(tuple(given.values()), members), passed)
+
+    def _routed(
+        self, lines: tuple[PhoneNumber, ...], members: Mapping[str, tuple[PhoneNumber, ...]]
+    ) -> Routed:
         total = len(lines)
         groups: dict[str, Kept] = {
             _FALLBACK: Kept(
                 lines, Stage(self.name, total, total, (), "no local line for the recipient")
             )
         }
-        for key, note, members in [
-            *((f"area:{a}", f"area code {a}", m) for a, m in by_area.items()),
-            *((f"region:{r}", f"in {r}", m) for r, m in by_region.items()),
-        ]:
-            dropped = (("non-local", total - len(members)),)
-            groups[key] = Kept(tuple(members), Stage(self.name, len(members), total, dropped, note))
-        areas = {area: f"area:{area}" for area in by_area}
-        regions = {region: f"region:{region}" for region in by_region}
+        areas: dict[str, str] = {}
+        regions: dict[str, str] = {}
+        for key, kept in sorted(members.items()):
+            kind, _, value = key.partition(":")
+            note = f"area code {value}" if kind == "area" else f"in {value}"
+            (areas if kind == "area" else regions)[value] = key
+            dropped = (("non-local", total - len(kept)),)
+            groups[key] = Kept(kept, Stage(self.name, len(kept), total, dropped, note))
 
         def route(ctx: PickContext) -> str:
             for handle in ctx.recipients:
@@ -87,6 +121,15 @@ class Geomatch(BaseFilter):
             return _FALLBACK
 
         return Routed(groups, route)
+
+
+def _keys(line: PhoneNumber) -> list[str]:
+    """The geomatch groups ``line`` belongs to: its area code's and its region's."""
+    region, area = geo_of(line.phone_number)
+    keys = [f"area:{area}"] if area is not None else []
+    if region is not None:
+        keys.append(f"region:{region}")
+    return keys
 
 
 def geomatch() -> Geomatch:

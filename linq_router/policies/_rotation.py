@@ -2,28 +2,32 @@
 
 Each line with integer weight ``w`` has ``w`` events per cycle, evenly spaced by its
 stride ``span / w`` over a cycle of length ``span`` (a multiple of the weights' lcm),
-and lines of equal weight start staggered across their stride. One
-cycle's events, sorted by time, is the schedule; a pick is ``schedule[i % W]`` for a
-shared atomic counter ``i``. Over every whole cycle each line gets exactly ``w`` of
-``W = sum(w)`` picks, and a line's picks are spread a stride apart, never bunched (the
-same interleaving nginx's smooth weighted round robin produces).
+and lines of equal weight start staggered across their stride. One cycle's events,
+sorted by time, is the schedule; a pick is the next entry of an endless cycle over it.
+Over every whole cycle each line gets exactly ``w`` of ``W = sum(w)`` picks, and a
+line's picks are spread a stride apart, never bunched (the same interleaving nginx's
+smooth weighted round robin produces).
 
-Across snapshots the schedule is rebuilt from where the old one stood: for each line
+Across snapshots the schedule continues from where the old one stood: for each line
 that remains, the distance to its next event carries over (rescaled if its weight
-changed); new lines are staggered across their stride. So a refresh, even one after every
-pick, neither restarts the rotation at the heaviest or first line nor starves anyone
-(Envoy's EDF scheduler once restarted on every host update and starved light hosts).
+changed); new lines are staggered across their stride. So a refresh, even one after
+every pick, neither restarts the rotation at the heaviest or first line nor starves
+anyone (Envoy's EDF scheduler once restarted on every host update and starved light
+hosts). Event times are absolute within the cycle, so a change of a few lines is an
+update (``Rotation.updated``): their events are taken out and put in, and every other
+event stays where it is.
 """
 
 from __future__ import annotations
 
+import bisect
 import functools
 import itertools
 import math
 import sys
 import threading
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from fractions import Fraction
 
 from linq_router._pick import Pick, PickContext
@@ -35,6 +39,12 @@ __all__ = ["Rotation", "integer_weights"]
 # Cap on one cycle's length, so a compile stays fast whatever weights are configured.
 _MAX_CYCLE_PER_LINE = 64
 _MIN_CYCLE_CAP = 4096
+# Time units per unit of the weights' lcm: room to stagger a million lines of one weight.
+_RESOLUTION = 1 << 32
+# Sort keys pack (time, order, position) into one int: ints sort several times faster
+# than tuples, which matters for a schedule of 100,000 events.
+_FIELD = 21
+_FIELD_MASK = (1 << _FIELD) - 1
 
 
 def integer_weights(weights: Sequence[float]) -> list[int]:
@@ -76,19 +86,36 @@ def _cycler(schedule: tuple[Pick, ...]) -> Callable[[PickContext], Pick]:
     return locked_next
 
 
+def _copy(pick: Pick) -> Pick:
+    # One distinct (equal) Pick per slot, so that the entry a cycle hands out tells
+    # its position: that is how the next compile learns where this one stood.
+    return Pick(pick.phone_number, pick.number, pick.policy, pick.explanation, pick.purpose)
+
+
 class Rotation:
     """A compiled smooth weighted rotation over ``picks`` (one per line).
 
     ``weights`` are positive; ``keys`` identify lines across snapshots (line ids).
     ``previous`` (a ``Rotation`` of the same path, older snapshot) hands over its
-    counter and each remaining line's phase.
+    position and each remaining line's phase.
     """
 
-    __slots__ = ("_cycle", "_departed", "_ids", "_slots", "_span", "_strides", "_times", "pick")
+    __slots__ = (
+        "_departed",
+        "_entries",
+        "_ints",
+        "_keys",
+        "_lines",
+        "_span",
+        "_time_of",
+        "_times",
+        "pick",
+    )
 
     pick: Callable[[PickContext], Pick]
     """The next line of the rotation (a C-level callable; ``ctx`` is ignored)."""
-    _departed: dict[str, tuple[int, int, int]]
+    _departed: dict[str, tuple[int, int]]
+    _lines: dict[str, tuple[int, int]]  # key -> (integer weight, first event time)
 
     def __init__(
         self,
@@ -98,90 +125,170 @@ class Rotation:
         previous: Rotation | None = None,
     ) -> None:
         ints = integer_weights(weights)
-        # The factor len(keys) leaves room to stagger lines of equal weight (below).
-        span = 2 * math.lcm(*ints) * len(keys)
-        strides = [span // w for w in ints]
+        self._ints = dict(zip(weights, ints, strict=True))
+        span = math.lcm(*ints) * _RESOLUTION
+        self._span = span
         carried = previous._phases_now() if previous is not None else {}
+        present = set(keys)
         # Lines that left keep their phase, frozen, for when they come back: a line that
         # flaps in and out of the pool then still reaches its turn while it is present,
         # instead of re-entering half a stride away every time and never being picked.
-        present = set(keys)
-        departed = dict(previous._departed) if previous is not None else {}
-        departed.update((k, v) for k, v in carried.items() if k not in present)
+        departed_before = dict(previous._departed) if previous is not None else {}
+        departed = dict(departed_before)
+        departed.update((k, (d, s)) for k, (d, s, _) in carried.items() if k not in present)
         for key in present.intersection(departed):
             del departed[key]
-        while len(departed) > 4 * len(keys) + 64:  # bounded: forget the oldest first
-            del departed[next(iter(departed))]
-        self._departed = departed
-        # Sort key: time, then (for ties) the order the old schedule had, then position,
-        # so a reordered snapshot of the same lines continues exactly as before.
-        events: list[tuple[int, int, int]] = []
-        unseen = len(carried)
+        self._departed = _bounded(departed, len(keys))
         # New lines of equal weight are staggered evenly across their stride; starting
         # them all at one phase would bunch them (20 light lines in a row, then the
         # heavy line twice in a row).
-        departed_before = dict(previous._departed) if previous is not None else {}
         fresh = Counter(
             w
             for key, w in zip(keys, ints, strict=True)
             if key not in carried and key not in departed_before
         )
         nth: Counter[int] = Counter()
-        for position, (key, weight, stride) in enumerate(zip(keys, ints, strides, strict=True)):
+        unseen = len(carried)
+        # Sort key: time, then (for ties) the order the old schedule had, then position,
+        # so a reordered snapshot of the same lines continues exactly as before.
+        events: list[int] = []
+        lines: dict[str, tuple[int, int]] = {}
+        for position, (key, weight) in enumerate(zip(keys, ints, strict=True)):
+            stride = span // weight
             phase = carried.get(key)
-            if phase is None and key in departed_before:
+            if phase is not None:
+                offset, rank = phase[0] * stride // phase[1], phase[2] + 1
+            elif key in departed_before:
                 # A returning line wins ties: it has waited longer than the line it
                 # ties with, and losing every tie would keep a flapping line out.
                 back = departed_before[key]
-                phase = (back[0], back[1], -1)
-            if phase is None:
+                offset, rank = back[0] * stride // back[1], 0
+            else:
                 offset = (2 * nth[weight] + 1) * stride // (2 * fresh[weight])
                 nth[weight] += 1
-                rank = unseen + position
-            elif phase[1] == stride:
-                offset, rank = phase[0], phase[2]
-            else:
-                offset, rank = phase[0] * stride // phase[1], phase[2]
-            events.extend((offset + m * stride, rank, position) for m in range(weight))
+                rank = unseen + position + 1
+            lines[key] = (weight, offset % stride)
+            base = (rank << _FIELD) | position
+            events.extend(((offset + m * stride) % span << (2 * _FIELD)) | base for m in range(weight))
         events.sort()
-        self._times = [t for t, _, _ in events]
-        self._ids = [keys[p] for _, _, p in events]
-        self._strides = dict(zip(keys, strides, strict=True))
-        # One distinct (equal) Pick per slot, so that the entry a cycle hands out
-        # tells its position: that is how the next compile learns where this stood.
+        self._lines = lines
+        self._times = [event >> (2 * _FIELD) for event in events]
+        self._keys = [keys[event & _FIELD_MASK] for event in events]
         seen: set[int] = set()
-        schedule: list[Pick] = []
-        for _, _, p in events:
-            pick = picks[p]
-            if p in seen:
-                pick = Pick(
-                    pick.phone_number, pick.number, pick.policy, pick.explanation, pick.purpose
-                )
+        entries: list[Pick] = []
+        for event in events:
+            p = event & _FIELD_MASK
+            entries.append(_copy(picks[p]) if p in seen else picks[p])
             seen.add(p)
-            schedule.append(pick)
-        self._slots = {id(entry): j for j, entry in enumerate(schedule)}
-        self._cycle = len(schedule)
-        self._span = span
-        self.pick = _cycler(tuple(schedule))
+        self._entries = entries
+        self._time_of = {id(entry): t for entry, t in zip(entries, self._times, strict=True)}
+        self.pick = _cycler(tuple(entries))
+
+    def _position(self) -> int:
+        """The index of the entry due next (taken from the cycle, never handed out)."""
+        entry = self.pick(_NO_CONTEXT)
+        at = bisect.bisect_left(self._times, self._time_of[id(entry)])
+        entries = self._entries
+        while entries[at] is not entry:  # equal times: find this very entry
+            at += 1
+        return at
 
     def _phases_now(self) -> dict[str, tuple[int, int, int]]:
         """Each line's (distance to its next event, stride, order) at the current position."""
         # Taking one entry reveals the position; that entry is never handed out, and the
         # next schedule starts with it still due, so no pick is lost.
-        position = self._slots[id(self.pick(_NO_CONTEXT))]
+        position = self._position()
         now = self._times[position]
+        span = self._span
         phases: dict[str, tuple[int, int, int]] = {}
-        for j in range(position, self._cycle):
-            key = self._ids[j]
+        keys, times = self._keys, self._times
+        for j in itertools.chain(range(position, len(times)), range(position)):
+            key = keys[j]
             if key not in phases:
-                phases[key] = (self._times[j] - now, self._strides[key], len(phases))
-        for j in range(position):
-            key = self._ids[j]
-            if key not in phases:
-                phases[key] = (self._times[j] + self._span - now, self._strides[key], len(phases))
+                stride = span // self._lines[key][0]
+                phases[key] = ((times[j] - now) % span, stride, len(phases))
         return phases
+
+    def updated(
+        self, removed: Iterable[str], added: Sequence[tuple[str, Pick, float]]
+    ) -> Rotation | None:
+        """This rotation with lines taken out and put in, continuing from where it stands.
+
+        ``removed`` are keys; ``added`` are ``(key, pick, weight)``; a key in both is a
+        line whose pick or weight changed. Work is proportional to the events of the
+        lines named (plus a C-level copy of the schedule). ``None`` when a weight needs
+        a different cycle length, or nothing would be left: build afresh then.
+        """
+        ints = self._ints
+        if any(weight not in ints for _, _, weight in added):
+            return None
+        removed = {*removed, *(key for key, _, _ in added)}
+        position = self._position()
+        span = self._span
+        now = self._times[position]
+        times, keys, entries = list(self._times), list(self._keys), list(self._entries)
+        time_of, lines = dict(self._time_of), dict(self._lines)
+        departed = dict(self._departed)
+        leaving: dict[str, tuple[int, int]] = {}
+        for key in removed:
+            info = lines.pop(key, None)
+            if info is None:
+                continue
+            weight, first = info
+            stride = span // weight
+            leaving[key] = ((first - now) % stride, stride)
+            for m in range(weight):
+                at = bisect.bisect_left(times, first + m * stride)
+                while keys[at] != key:
+                    at += 1
+                del time_of[id(entries[at])]
+                del times[at], keys[at], entries[at]
+        fresh = Counter(
+            ints[w] for key, _, w in added if key not in leaving and key not in departed
+        )
+        nth: Counter[int] = Counter()
+        for key, pick, weight in added:
+            w = ints[weight]
+            stride = span // w
+            wins_ties = False
+            if key in leaving:
+                distance, old = leaving.pop(key)
+                distance = distance * stride // old
+            elif key in departed:
+                distance, old = departed.pop(key)
+                distance, wins_ties = distance * stride // old, True
+            else:
+                distance = (2 * nth[w] + 1) * stride // (2 * fresh[w])
+                nth[w] += 1
+            first = (now + distance) % stride
+            lines[key] = (w, first)
+            for m in range(w):
+                t = first + m * stride
+                at = (bisect.bisect_left if wins_ties else bisect.bisect_right)(times, t)
+                entry = pick if m == 0 else _copy(pick)
+                times.insert(at, t)
+                keys.insert(at, key)
+                entries.insert(at, entry)
+                time_of[id(entry)] = t
+        if not entries:
+            return None
+        departed.update(leaving)
+        rotation = Rotation.__new__(Rotation)
+        rotation._ints, rotation._span, rotation._lines = ints, span, lines
+        rotation._times, rotation._keys, rotation._entries = times, keys, entries
+        rotation._time_of = time_of
+        rotation._departed = _bounded(departed, len(lines))
+        start = bisect.bisect_left(times, now)
+        rotation.pick = _cycler(tuple(entries[start:] + entries[:start]))
+        return rotation
 
     @property
     def cycle(self) -> int:
         """Picks in one whole cycle (each line's share is exact over it)."""
-        return self._cycle
+        return len(self._entries)
+
+
+def _bounded(departed: dict[str, tuple[int, int]], present: int) -> dict[str, tuple[int, int]]:
+    while len(departed) > 4 * present + 64:  # forget the oldest first
+        del departed[next(iter(departed))]
+    return departed

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
-from linq_router._pick import Pick, PickContext
+from linq_router._pick import Cell, Pick, PickContext
 
 from ._base import BaseSelector, CompiledSelector, Group
 from ._rotation import Rotation
@@ -12,22 +13,43 @@ from ._rotation import Rotation
 __all__ = ["RoundRobin", "round_robin"]
 
 
+def _choice(number: str, count: Cell) -> str:
+    return f"round-robin: chose {number} (one of {count.value} lines in rotation)"
+
+
 class _CompiledRoundRobin:
-    __slots__ = ("pick", "rotation")
+    __slots__ = ("_count", "pick", "rotation")
 
     rotation: Rotation
     pick: Callable[[PickContext], Pick]
 
     def __init__(self, group: Group, previous: CompiledSelector | None) -> None:
-        n = len(group.lines)
-        picks = [
-            group.make_pick(line, f"round-robin: chose {line.phone_number} (line {i} of {n})")
-            for i, line in enumerate(group.lines, 1)
-        ]
-        prior = previous.rotation if isinstance(previous, _CompiledRoundRobin) else None
-        self.rotation = Rotation(picks, [line.id for line in group.lines], [1.0] * n, prior)
+        prior = previous if isinstance(previous, _CompiledRoundRobin) else None
+        rotation = None
+        if prior is not None and group.changed is not None:
+            # Shared with the previous compile's picks, which then count the lines anew.
+            self._count = prior._count
+            added = []
+            for line_id in sorted(group.changed):
+                line = group.get(line_id)
+                if line is not None:
+                    pick = group.make_pick(line, functools.partial(_choice, line.phone_number, self._count))
+                    added.append((line_id, pick, 1.0))
+            rotation = prior.rotation.updated(group.changed, added)
+        else:
+            self._count = Cell(len(group.lines))
+        if rotation is None:
+            picks = [
+                group.make_pick(line, functools.partial(_choice, line.phone_number, self._count))
+                for line in group.lines
+            ]
+            keys = [line.id for line in group.lines]
+            previous_rotation = prior.rotation if prior is not None else None
+            rotation = Rotation(picks, keys, [1.0] * len(keys), previous_rotation)
+        self._count.value = len(group.lines)
+        self.rotation = rotation
         # The rotation's pick is the whole of this selector's pick: bind it directly.
-        self.pick = self.rotation.pick
+        self.pick = rotation.pick
 
 
 class RoundRobin(BaseSelector):

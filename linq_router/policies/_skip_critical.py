@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Literal
 
 from linq_router._models import PhoneNumber, Reputation
 from linq_router._pick import Stage
 
-from ._base import BaseFilter, Kept
+from ._base import Kept, LineFilter
 
 __all__ = ["ON_EMPTY", "SkipCritical", "skip_critical"]
 
@@ -27,7 +26,7 @@ def _reason(line: PhoneNumber) -> str | None:
     return None
 
 
-class SkipCritical(BaseFilter):
+class SkipCritical(LineFilter):
     """Drops CRITICAL and UNKNOWN lines, and FLAGGED lines whatever their reputation.
 
     ``on_empty`` says what happens when that would drop every line: ``"raise"``
@@ -39,6 +38,7 @@ class SkipCritical(BaseFilter):
     """
 
     name = "skip-critical"
+    order = ("CRITICAL", "UNKNOWN", "FLAGGED")
 
     def __init__(self, on_empty: OnEmpty | str = "raise") -> None:
         if on_empty not in ON_EMPTY:
@@ -51,18 +51,16 @@ class SkipCritical(BaseFilter):
         """The text form, e.g. ``skip-critical(on_empty=ignore-health)``."""
         return self.name if self.on_empty == "raise" else f"{self.name}(on_empty={self.on_empty})"
 
-    def compile(self, lines: tuple[PhoneNumber, ...]) -> Kept:
-        """Keep the lines that are neither CRITICAL/UNKNOWN nor FLAGGED."""
-        reasons = [_reason(line) for line in lines]
-        kept = tuple(line for line, reason in zip(lines, reasons, strict=True) if reason is None)
-        counts = Counter(reason for reason in reasons if reason is not None)
-        dropped = tuple(
-            (reason, counts[reason])
-            for reason in ("CRITICAL", "UNKNOWN", "FLAGGED")
-            if counts[reason]
-        )
-        if kept or not lines or self.on_empty == "raise":
-            return Kept(kept, Stage(self.name, len(kept), len(lines), dropped))
+    def reason(self, line: PhoneNumber) -> str | None:
+        """``"CRITICAL"``, ``"UNKNOWN"`` or ``"FLAGGED"`` for a dropped line; else ``None``."""
+        return _reason(line)
+
+    def fallback(
+        self, lines: tuple[PhoneNumber, ...], dropped: tuple[tuple[str, int], ...]
+    ) -> Kept | None:
+        """With ``on_empty="ignore-health"``, every line, with a warning; else none."""
+        if self.on_empty == "raise":
+            return None
         note = "none healthy; sending anyway (on_empty=ignore-health)"
         summary = ", ".join(f"{count} {reason}" for reason, count in dropped)
         return Kept(

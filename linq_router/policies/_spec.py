@@ -114,7 +114,7 @@ def _sticky(*args: str, **kwargs: str) -> BaseSelector:
     if args:
         msg = f"expected keyword arguments (max_size=..., HEALTHY=...), got {args[0]!r}"
         raise ValueError(msg)
-    max_size = _int("max_size", kwargs["max_size"]) if "max_size" in kwargs else 10_000
+    max_size = _int("max_size", kwargs["max_size"]) if "max_size" in kwargs else 100_000
     return sticky(max_size=max_size, weights=_weights(kwargs, {"max_size"}))
 
 
@@ -157,7 +157,7 @@ _BUILTINS: dict[str, tuple[StageFactory, str]] = {
     ),
     "round-robin": (_no_args(round_robin, "round-robin"), "round-robin"),
     "skip-critical": (_skip_critical, "skip-critical(on_empty=raise | ignore-health)"),
-    "sticky": (_sticky, "sticky(max_size=10000, HEALTHY=1, AT_RISK=0.25, ...)"),
+    "sticky": (_sticky, "sticky(max_size=100000, HEALTHY=1, AT_RISK=0.25, ...)"),
 }
 
 _lock = threading.Lock()

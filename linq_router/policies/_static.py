@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from linq_router._models import LineType, PhoneNumber
 from linq_router._pick import Stage
 
-from ._base import BaseFilter, Kept
+from ._base import Kept, LineFilter
 
 __all__ = [
     "Exclude",
@@ -27,7 +27,7 @@ def _type_name(line: PhoneNumber) -> str:
     return line.line_type or "unknown-type"
 
 
-class LineTypeFilter(BaseFilter):
+class LineTypeFilter(LineFilter):
     """Keeps only lines of one ``line_type`` (``"iMessage"`` or ``"RCS"``); strict.
 
     Lines whose type Linq did not report are dropped too, unless ``include_unknown``.
@@ -36,6 +36,7 @@ class LineTypeFilter(BaseFilter):
     """
 
     name = "line-type"
+    order = ("RCS", "iMessage", "unknown-type")
 
     def __init__(self, kind: LineType | str, *, include_unknown: bool = False) -> None:
         value = _LINE_TYPES.get(str(kind).lower())
@@ -51,28 +52,14 @@ class LineTypeFilter(BaseFilter):
         extra = ", include_unknown=true" if self.include_unknown else ""
         return f"{self.name}({self.line_type}{extra})"
 
-    def compile(self, lines: tuple[PhoneNumber, ...]) -> Kept:
-        """Keep the lines of the wanted type."""
-        kept = tuple(
-            line
-            for line in lines
-            if line.line_type == self.line_type or (self.include_unknown and line.line_type is None)
-        )
-        return Kept(kept, Stage(self.name, len(kept), len(lines), _dropped(lines, kept)))
+    def reason(self, line: PhoneNumber) -> str | None:
+        """The line's type when it is not the wanted one; ``None`` to keep it."""
+        if line.line_type == self.line_type or (self.include_unknown and line.line_type is None):
+            return None
+        return _type_name(line)
 
 
-def _dropped(
-    lines: Iterable[PhoneNumber], kept: tuple[PhoneNumber, ...]
-) -> tuple[tuple[str, int], ...]:
-    ids = {line.id for line in kept}
-    counts: dict[str, int] = {}
-    for line in lines:
-        if line.id not in ids:
-            counts[_type_name(line)] = counts.get(_type_name(line), 0) + 1
-    return tuple(counts.items())
-
-
-class PreferIMessage(BaseFilter):
+class PreferIMessage(LineFilter):
     """Soft: keeps iMessage-capable lines (``iMessage`` or unknown type) when any remain.
 
     When none does, it keeps the RCS lines, says so in the explanation and logs a
@@ -85,12 +72,14 @@ class PreferIMessage(BaseFilter):
     name = "prefer-imessage"
     soft = True
 
-    def compile(self, lines: tuple[PhoneNumber, ...]) -> Kept:
-        """Keep the iMessage-capable lines, or fall back to all of them."""
-        kept = tuple(line for line in lines if line.line_type != "RCS")
-        if kept or not lines:
-            dropped = (("RCS", len(lines) - len(kept)),)
-            return Kept(kept, Stage(self.name, len(kept), len(lines), dropped))
+    def reason(self, line: PhoneNumber) -> str | None:
+        """``"RCS"`` for an RCS line; ``None`` for one that can send iMessage."""
+        return "RCS" if line.line_type == "RCS" else None
+
+    def fallback(
+        self, lines: tuple[PhoneNumber, ...], dropped: tuple[tuple[str, int], ...]
+    ) -> Kept | None:
+        """Every line (they are all RCS), with a note and a warning."""
         note = "no iMessage-capable line eligible; using RCS (voice memos arrive as audio files)"
         return Kept(
             lines,
@@ -112,7 +101,7 @@ def _handles(values: Iterable[str | Iterable[str]], name: str) -> frozenset[str]
     return handles
 
 
-class Only(BaseFilter):
+class Only(LineFilter):
     """Static allow list: keeps the lines whose id or E.164 number is listed.
 
     .. versionadded:: 0.1
@@ -129,17 +118,12 @@ class Only(BaseFilter):
         """The text form, e.g. ``only(+12025551234, +12025559876)``."""
         return f"{self.name}({', '.join(sorted(self.values))})"
 
-    def compile(self, lines: tuple[PhoneNumber, ...]) -> Kept:
-        """Keep (or, for ``exclude``, drop) the listed lines."""
-        keep = self._keep_listed
-        kept = tuple(
-            line
-            for line in lines
-            if (line.id in self.values or line.phone_number in self.values) == keep
-        )
-        reason = "unlisted" if keep else "excluded"
-        stage = Stage(self.name, len(kept), len(lines), ((reason, len(lines) - len(kept)),))
-        return Kept(kept, stage)
+    def reason(self, line: PhoneNumber) -> str | None:
+        """``"unlisted"`` (or, for ``exclude``, ``"excluded"``) for a dropped line."""
+        listed = line.id in self.values or line.phone_number in self.values
+        if listed == self._keep_listed:
+            return None
+        return "unlisted" if self._keep_listed else "excluded"
 
 
 class Exclude(Only):

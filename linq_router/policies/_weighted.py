@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 
 from linq_router._models import PhoneNumber, Reputation
-from linq_router._pick import Pick, PickContext
+from linq_router._pick import Cell, Pick, PickContext
 
 from ._base import BaseSelector, CompiledSelector, Group, _Empty
 from ._rotation import Rotation
@@ -13,6 +14,7 @@ from ._rotation import Rotation
 __all__ = [
     "DEFAULT_WEIGHTS",
     "ReputationWeighted",
+    "WeightedSchedule",
     "changed_weights",
     "reputation_weighted",
     "weights_for",
@@ -61,53 +63,123 @@ def _format_weights(weights: Mapping[Reputation, float]) -> str:
     return ", ".join(f"{rep.value} {weights[rep]}" for rep in Reputation)
 
 
-def weighted_rotation(
-    name: str,
-    group: Group,
-    weights: Mapping[Reputation, float],
-    previous: Rotation | None,
-) -> Rotation | _Empty:
-    """A rotation over the group's lines with positive weight (shared with ``sticky``).
+def _choice(name: str, line: PhoneNumber, why: str, weight: float, total: Cell) -> str:
+    share = weight / total.value  # type: ignore[operator]
+    return f"{name}: chose {line.phone_number} ({line.reputation.value}, {why}, share {share:.1%})"
 
-    When every weight is 0 and the group was told to ignore health, lines count equally.
+
+class WeightedSchedule:
+    """A weighted rotation over a group's lines with positive weight, kept up to date.
+
+    Shared by ``reputation-weighted`` and ``sticky`` (for picks without a recipient).
+    ``build`` updates the previous schedule for the group's changed lines when it can
+    (``Group.changed``), and builds afresh otherwise. When every weight is 0 and the
+    group was told to ignore health, lines count equally.
     """
-    chosen: list[tuple[PhoneNumber, float]] = [
-        (line, weights[line.reputation]) for line in group.lines if weights[line.reputation] > 0
-    ]
-    equal = not chosen and group.ignore_health
-    if equal:
-        chosen = [(line, 1.0) for line in group.lines]
-    if not chosen:
-        reason = f"{name}: every line has weight 0 ({_format_weights(weights)})"
-        return _Empty(group, reason)
-    total = sum(w for _, w in chosen)
-    picks = []
-    for line, weight in chosen:
-        why = "health ignored, equal weights" if equal else f"weight {weight}"
-        share = weight / total
-        picks.append(
-            group.make_pick(
-                line,
-                f"{name}: chose {line.phone_number} ({line.reputation.value}, {why}, "
-                f"share {share:.1%})",
-            )
-        )
-    return Rotation(picks, [line.id for line, _ in chosen], [w for _, w in chosen], previous)
 
-
-class _CompiledWeighted:
-    __slots__ = ("pick", "rotation")
+    __slots__ = ("equal", "group", "pick", "rotation", "total")
 
     rotation: Rotation | None
     pick: Callable[[PickContext], Pick]
 
     def __init__(
-        self, group: Group, weights: Mapping[Reputation, float], previous: CompiledSelector | None
+        self, group: Group, rotation: Rotation | _Empty, total: Cell, *, equal: bool
     ) -> None:
-        prior = previous.rotation if isinstance(previous, _CompiledWeighted) else None
-        rotation = weighted_rotation("reputation-weighted", group, weights, prior)
+        self.group = group
         self.rotation = rotation if isinstance(rotation, Rotation) else None
         self.pick = rotation.pick
+        self.total = total
+        self.equal = equal
+
+    @classmethod
+    def build(
+        cls,
+        name: str,
+        group: Group,
+        weights: Mapping[Reputation, float],
+        previous: WeightedSchedule | None,
+    ) -> WeightedSchedule:
+        """The schedule for ``group``, from ``previous`` (same path) where possible."""
+        if (
+            previous is not None
+            and previous.rotation is not None
+            and group.changed is not None
+            and not previous.equal
+        ):
+            updated = cls._updated(name, group, weights, previous)
+            if updated is not None:
+                return updated
+        prior = previous.rotation if previous is not None else None
+        chosen = [(line, weights[line.reputation]) for line in group.lines]
+        chosen = [(line, w) for line, w in chosen if w > 0]
+        equal = not chosen and group.ignore_health
+        if equal:
+            chosen = [(line, 1.0) for line in group.lines]
+        total = Cell(sum(w for _, w in chosen))
+        if not chosen:
+            reason = f"{name}: every line has weight 0 ({_format_weights(weights)})"
+            return cls(group, _Empty(group, reason), total, equal=False)
+        picks = [
+            group.make_pick(
+                line,
+                functools.partial(
+                    _choice,
+                    name,
+                    line,
+                    "health ignored, equal weights" if equal else f"weight {w}",
+                    w,
+                    total,
+                ),
+            )
+            for line, w in chosen
+        ]
+        keys = [line.id for line, _ in chosen]
+        rotation = Rotation(picks, keys, [w for _, w in chosen], prior)
+        return cls(group, rotation, total, equal=equal)
+
+    @classmethod
+    def _updated(
+        cls,
+        name: str,
+        group: Group,
+        weights: Mapping[Reputation, float],
+        previous: WeightedSchedule,
+    ) -> WeightedSchedule | None:
+        assert previous.rotation is not None  # noqa: S101  # checked by build
+        assert group.changed is not None  # noqa: S101
+        total = previous.total
+        amount: float = total.value  # type: ignore[assignment]
+        added: list[tuple[str, Pick, float]] = []
+        for line_id in sorted(group.changed):
+            old = previous.group.get(line_id)
+            if old is not None:
+                amount -= weights[old.reputation]
+            line = group.get(line_id)
+            weight = weights[line.reputation] if line is not None else 0.0
+            if line is not None and weight > 0:
+                amount += weight
+                choice = functools.partial(_choice, name, line, f"weight {weight}", weight, total)
+                added.append((line_id, group.make_pick(line, choice), weight))
+        rotation = previous.rotation.updated(group.changed, added)
+        if rotation is None:
+            return None
+        # The cell is shared with the previous schedule's picks: they read the new total.
+        total.value = amount
+        return cls(group, rotation, total, equal=False)
+
+
+class _CompiledWeighted:
+    __slots__ = ("pick", "rotation", "schedule")
+
+    pick: Callable[[PickContext], Pick]
+
+    def __init__(
+        self, group: Group, weights: Mapping[Reputation, float], previous: CompiledSelector | None
+    ) -> None:
+        prior = previous.schedule if isinstance(previous, _CompiledWeighted) else None
+        self.schedule = WeightedSchedule.build("reputation-weighted", group, weights, prior)
+        self.rotation = self.schedule.rotation
+        self.pick = self.schedule.pick
 
 
 class ReputationWeighted(BaseSelector):

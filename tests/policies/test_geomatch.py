@@ -6,7 +6,7 @@ from collections import Counter
 
 from linq_router._pick import make_context
 from linq_router.policies import compile_policy, parse_policy
-from linq_router.policies._base import CompiledPolicy
+from linq_router.policies import CompiledPolicy
 
 from .conftest import make_line, snap
 

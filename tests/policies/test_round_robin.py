@@ -10,7 +10,7 @@ import pytest
 
 from linq_router._pick import make_context
 from linq_router.policies import as_policy, compile_policy, parse_policy, round_robin
-from linq_router.policies._base import CompiledPolicy
+from linq_router.policies import CompiledPolicy
 
 from .conftest import make_line, snap
 

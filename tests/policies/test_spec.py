@@ -41,7 +41,7 @@ from linq_router.testing.contract import check_policy
             "only(+12025551234, +12025559876) | round-robin",
             "only(+12025551234, +12025559876) | round-robin",
         ),
-        ("sticky(max_size=10000)", "sticky"),
+        ("sticky(max_size=100000)", "sticky"),
         ("sticky(max_size=5, AT_RISK=0)", "sticky(max_size=5, AT_RISK=0)"),
         (
             "exclude('+12025551234') | geomatch | round-robin",

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
+import math
+
 import attrs
 import pytest
 
@@ -12,7 +14,8 @@ from linq_router._errors import NoEligibleNumberError
 from linq_router._models import PhoneNumber, Reputation
 from linq_router._pick import make_context
 from linq_router.policies import as_policy, compile_policy, parse_policy, sticky
-from linq_router.policies._base import CompiledPolicy
+from linq_router.policies._sticky import VNODES
+from linq_router.policies import CompiledPolicy
 from linq_router.state import MemoryState
 
 from .conftest import make_line, snap
@@ -67,7 +70,9 @@ def test_adding_one_line_moves_about_one_in_n_plus_one(n: int) -> None:
     moved = [to for to in RECIPIENTS if before[to] != after[to]]
     assert {after[to] for to in moved} == {lines[n].id}
     share = len(moved) / len(RECIPIENTS)
-    assert 0.5 / (n + 1) <= share <= 1.6 / (n + 1)
+    # A line's share of the ring varies by about 1/sqrt(VNODES); allow three of those.
+    spread = 3 / math.sqrt(VNODES)
+    assert (1 - spread) / (n + 1) <= share <= (1 + spread) / (n + 1)
 
 
 def test_at_risk_lines_get_a_smaller_share() -> None:
