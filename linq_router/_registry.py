@@ -7,15 +7,25 @@ wait for the network (a thread and a ``Future``, or a task).
 
 Timeline of one snapshot, ``t`` being when it was fetched::
 
-    t ........ t+refresh_ahead ........ t+ttl ............ t+ttl+stale_if_error
-    fresh      fresh, refreshed in      expired: callers   past this, with every
-               the background           wait for one       refresh failing, raise
-                                        refresh            RegistryUnavailableError
+    t ........ t+refresh_ahead ........ t+ttl ................ t+ttl+stale_if_error
+    fresh      fresh, refreshed in      stale: served at once   past this, callers
+               the background           while a refresh runs    wait for a refresh;
+                                        in the background       with every refresh
+                                                                failing, they get
+                                                                RegistryUnavailableError
+
+Stale-while-revalidate (RFC 5861): while a snapshot is younger than
+``t+ttl+stale_if_error``, nobody waits for the network, however slow or hung the API
+is; the first caller past ``t+refresh_ahead`` (or ``t+ttl``) starts one background
+refresh and every caller keeps the snapshot it has until that refresh lands. Callers
+wait only when there is nothing they may serve: at a cold start, or past
+``t+ttl+stale_if_error`` (so ``stale_if_error=0`` makes every caller past the TTL
+wait). An explicit ``refresh()`` always waits for its answer.
 
 When a refresh fails, the last good snapshot is served (logged) until
-``t+ttl+stale_if_error``, and the list is tried again at most every
-``error_retry_interval`` seconds, in the background. With nothing it may serve, a
-caller always tries again (one request at a time, shared).
+``t+ttl+stale_if_error``, and the list is tried again, in the background, after at most
+``min(error_retry_interval, ttl)`` seconds. With nothing it may serve, a caller always
+tries again (one request at a time, shared).
 """
 
 from __future__ import annotations
@@ -41,22 +51,32 @@ _FOLLOWER_TIMEOUT = 600.0
 class Registry(_RegistryCore[_SyncClient]):
     """A cached, self-refreshing view of the partner's lines, for threads.
 
-    ``snapshot()`` serves the cached ``Snapshot`` until it is ``ttl`` seconds old, then
-    fetches the list again; any number of threads arriving at an expired or empty
-    registry share one request. With ``refresh_ahead`` (an age in seconds, below
-    ``ttl``) the refresh starts in a background thread once the snapshot is that old,
-    so warm callers never wait for the network. When refreshing fails after the
-    client's retries, the last good snapshot is served for up to ``stale_if_error``
-    seconds past its expiry, then ``RegistryUnavailableError`` is raised. A malformed
-    answer never replaces a good snapshot.
+    ``snapshot()`` serves the cached ``Snapshot``; once it is ``ttl`` seconds old (or,
+    with ``refresh_ahead``, an age in seconds below ``ttl``, that old) the first caller
+    starts a refresh in a background thread and every caller keeps getting the cached
+    snapshot until the refresh lands: stale-while-revalidate, for up to
+    ``stale_if_error`` seconds past the expiry. Nobody waits for a slow or hanging API
+    while there is a snapshot within that window. Callers wait only when there is
+    nothing they may serve (a cold start, or a snapshot older than
+    ``ttl + stale_if_error``), and any number of them share one request. When
+    refreshing fails after the client's retries, the last good snapshot is served, the
+    list is retried after at most ``min(error_retry_interval, ttl)`` seconds, and past
+    the window ``RegistryUnavailableError`` is raised. A malformed answer never
+    replaces a good snapshot. ``refresh()`` fetches now and waits for the answer.
 
     ``clock`` (default ``time.monotonic``) is what TTLs are measured on; pass a fake
     one in tests.
+
+    Objects built before ``os.fork()`` keep working in the child: it serves the
+    snapshot it inherited, and its first refresh opens its own connections.
 
     >>> registry = Registry(LinqClient(), ttl=60, refresh_ahead=45)  # doctest: +SKIP
     >>> registry.snapshot().numbers  # doctest: +SKIP
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       Stale-while-revalidate past the TTL; a failed refresh is retried within the
+       TTL; listeners may call back into the registry; safe across ``os.fork()``.
     """
 
     # The refresh under way (joined by every caller that needs one) and the thread of
@@ -65,7 +85,7 @@ class Registry(_RegistryCore[_SyncClient]):
     _background: threading.Thread | None = None
 
     def snapshot(self) -> Snapshot:
-        """The current snapshot; refreshes it first if it expired or was never fetched."""
+        """The current snapshot; waits for a refresh only when there is none it may serve."""
         if self._clock() < self._fresh_until:
             return self._served
         return self._slow_snapshot()
@@ -121,6 +141,7 @@ class Registry(_RegistryCore[_SyncClient]):
                 future.set_exception(settled)
                 return future
             self._inflight = future
+            self._began_refresh_locked()
         if background:
             thread = threading.Thread(
                 target=self._lead, args=(future,), name="linq-router-refresh", daemon=True
@@ -137,15 +158,30 @@ class Registry(_RegistryCore[_SyncClient]):
             snapshot = self._install(self.client.list_phone_numbers(), started)
         except BaseException as exc:
             self._record_failure(exc)
-            with self._state_lock:
-                self._inflight = None
+            self._ended(future)
             future.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise
         else:
-            with self._state_lock:
-                self._inflight = None
+            self._ended(future)
             future.set_result(snapshot)
+            # Only now, with no refresh in flight: a listener may refresh again.
+            self._announce()
+
+    def _ended(self, future: concurrent.futures.Future[Snapshot]) -> None:
+        with self._state_lock:
+            if self._inflight is future:
+                self._inflight = None
+
+    def _after_fork_in_child(self) -> None:
+        super()._after_fork_in_child()
+        # The thread running a refresh, if any, was not copied into the child: nobody
+        # would ever settle its future. Forget it; the next caller decides afresh.
+        lost = self._inflight is not None
+        self._inflight = None
+        self._background = None
+        if lost:
+            self._abandoned()
 
     def close(self, timeout: float = 30.0) -> None:
         """Wait (up to ``timeout`` seconds) for a background refresh to finish.
@@ -153,7 +189,8 @@ class Registry(_RegistryCore[_SyncClient]):
         The client is not closed: it belongs to whoever made it.
         """
         thread = self._background
-        if thread is not None:
+        # (A listener runs in that thread, and may call close() too.)
+        if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
 
     def __enter__(self) -> Registry:
@@ -171,19 +208,22 @@ class Registry(_RegistryCore[_SyncClient]):
 class AsyncRegistry(_RegistryCore[_AsyncClient]):
     """The asyncio twin of ``Registry``: ``await registry.snapshot()``.
 
-    The same arguments and behaviour; concurrent tasks arriving at an expired or empty
-    registry share one request, and refresh-ahead runs as a background task. Use one
+    The same arguments and behaviour: stale-while-revalidate, with the refresh as a
+    background task, and concurrent tasks arriving at an empty registry (or one older
+    than ``ttl + stale_if_error``) share one request. Use one
     ``AsyncRegistry`` per event loop. ``subscribe`` and ``invalidate`` are plain
     methods.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       Stale-while-revalidate past the TTL, as ``Registry``.
     """
 
     # The refresh task under way, shared by every task that needs one.
     _inflight: asyncio.Task[Snapshot] | None = None
 
     async def snapshot(self) -> Snapshot:
-        """The current snapshot; refreshes it first if it expired or was never fetched."""
+        """The current snapshot; waits for a refresh only when there is none it may serve."""
         if self._clock() < self._fresh_until:
             return self._served
         return await self._slow_snapshot()
@@ -217,17 +257,34 @@ class AsyncRegistry(_RegistryCore[_AsyncClient]):
         if task is None or task.done():
             task = self._inflight = asyncio.ensure_future(self._lead())
             task.add_done_callback(_consume_exception)
+            with self._state_lock:
+                self._began_refresh_locked()
         return task
 
     async def _lead(self) -> Snapshot:
         try:
             started = self._fetch_started()
-            return self._install(await self.client.list_phone_numbers(), started)
+            snapshot = self._install(await self.client.list_phone_numbers(), started)
         except Exception as exc:
             self._record_failure(exc)
             raise
+        except BaseException:  # cancelled: no outcome to record
+            self._abandoned()
+            raise
         finally:
-            self._inflight = None
+            if self._inflight is asyncio.current_task():
+                self._inflight = None
+        # Only now, with no refresh in flight: a listener may start another.
+        self._announce()
+        return snapshot
+
+    def _after_fork_in_child(self) -> None:
+        super()._after_fork_in_child()
+        # A task of the parent's event loop: it will not run in the child.
+        lost = self._inflight is not None and not self._inflight.done()
+        self._inflight = None
+        if lost:
+            self._abandoned()
 
     async def aclose(self) -> None:
         """Wait for a background refresh to finish (its failure is already logged)."""

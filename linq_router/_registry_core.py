@@ -4,17 +4,28 @@ The cache's state (the current snapshot, when it expires, the last failure), the
 decision a caller past the fast path acts on, installing a fetched list, write-through
 and change notices. ``Registry`` and ``AsyncRegistry`` (``_registry``) add only the
 waiting: a thread and a ``Future``, or a task.
+
+Change notices are queued when a snapshot is installed and delivered by one caller at
+a time, outside every lock and after the refresh that made them has ended: a listener
+may call back into the registry (``refresh()`` included), and a change it causes is
+announced after the current one, not in the middle of it.
+
+After ``os.fork()`` the child resets every live registry (``_LIVE``): fresh locks, and
+no refresh in flight (the thread that ran it exists only in the parent).
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import math
+import os
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
 
@@ -46,6 +57,18 @@ class _AsyncClient(Protocol):
 
 
 _C = TypeVar("_C", _SyncClient, _AsyncClient)
+
+# Every registry alive in this process, for the fork hook below.
+_LIVE: weakref.WeakSet[_RegistryCore[Any]] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for registry in list(_LIVE):
+        registry._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class _RegistryCore(Generic[_C]):
@@ -92,6 +115,10 @@ class _RegistryCore(Generic[_C]):
         self._retry_at = -math.inf
         self._last_error: BaseException | None = None
         self._listeners: list[SnapshotListener] = []
+        # Snapshots installed but not yet announced, oldest first, and whether some
+        # caller is announcing them now (it delivers everything queued meanwhile).
+        self._notices: collections.deque[Snapshot] = collections.deque()
+        self._announcing = False
         # Forwarding numbers written through the registry, by line id, with the write's
         # sequence number: a list fetched before a write must not undo it.
         self._writes: dict[str, tuple[int, str | None]] = {}
@@ -101,6 +128,7 @@ class _RegistryCore(Generic[_C]):
         """How many list requests this registry has completed successfully."""
         self.failures = 0
         """How many refreshes failed (after the client's retries)."""
+        _LIVE.add(self)
 
     @property
     def _current(self) -> Snapshot | None:
@@ -121,9 +149,14 @@ class _RegistryCore(Generic[_C]):
     def subscribe(self, listener: SnapshotListener) -> Callable[[], None]:
         """Call ``listener(snapshot)`` whenever the content changes; returns an unsubscribe.
 
-        Listeners run in the thread (or task) that installed the snapshot, after it is
-        installed; one that raises is logged and does not stop the others. Only changes
-        are announced: the snapshot current when subscribing is not.
+        Each new ``version`` is announced once, in the order the snapshots were
+        installed, after it is installed and after the refresh that fetched it has
+        ended, outside every lock: a listener may call any registry method, ``refresh()``
+        and ``snapshot()`` included. Listeners run in the thread (or task) that installed
+        the snapshot; a change installed while they run (by a listener's own refresh,
+        say) is announced right after them, by that same caller. One that raises is
+        logged and does not stop the others. Only changes are announced: the snapshot
+        current when subscribing is not.
         """
         with self._state_lock:
             self._listeners.append(listener)
@@ -134,14 +167,40 @@ class _RegistryCore(Generic[_C]):
 
         return unsubscribe
 
-    def _notify(self, snapshot: Snapshot) -> None:
+    def _queue_notice_locked(self, previous: Snapshot | None, snapshot: Snapshot) -> None:
+        if previous is None or previous.version != snapshot.version:
+            self._notices.append(snapshot)
+
+    def _announce(self) -> None:
+        """Deliver the queued change notices, unless a caller is already delivering them.
+
+        Called with no lock held and no refresh of this caller's in flight. A caller
+        that finds another one announcing (or is itself inside a listener) leaves its
+        notice in the queue: the announcing one delivers it next, so listeners see
+        every change once and in order.
+        """
         with self._state_lock:
-            listeners = list(self._listeners)
-        for listener in listeners:
-            try:
-                listener(snapshot)
-            except Exception:
-                logger.exception("snapshot listener %r raised; ignoring it", listener)
+            if self._announcing or not self._notices:
+                return
+            self._announcing = True
+        try:
+            while True:
+                with self._state_lock:
+                    if not self._notices:
+                        self._announcing = False
+                        return
+                    snapshot = self._notices.popleft()
+                    listeners = tuple(self._listeners)
+                for listener in listeners:
+                    try:
+                        listener(snapshot)
+                    except Exception:
+                        logger.exception("snapshot listener %r raised; ignoring it", listener)
+        except BaseException:
+            # KeyboardInterrupt and the like: whoever announces next delivers the rest.
+            with self._state_lock:
+                self._announcing = False
+            raise
 
     # -- state changes ------------------------------------------------------------------
 
@@ -151,31 +210,45 @@ class _RegistryCore(Generic[_C]):
             return self._write_seq
 
     def _install(self, numbers: Iterable[PhoneNumber], started: int) -> Snapshot:
+        """Make a fetched list the current snapshot, queueing its notice if it changed.
+
+        The caller announces (``_announce``) once its refresh is over.
+        """
         now = self._clock()
-        with self._state_lock:
-            # Writes made while the list was in flight are newer than what it says;
-            # writes made before it started are in it and need no more remembering.
-            self._writes = {k: v for k, v in self._writes.items() if v[0] > started}
-            newer = {k: v[1] for k, v in self._writes.items()}
-        if newer:
-            numbers = [
-                attrs.evolve(n, forwarding_number=newer[n.id]) if n.id in newer else n
-                for n in numbers
-            ]
-        snapshot = Snapshot(tuple(numbers), now)
-        with self._state_lock:
-            previous = self._current
-            self._expires_at = now + self.ttl
-            self._stale_until = self._expires_at + self.stale_if_error
-            self._retry_at = -math.inf
-            self._last_error = None
-            self.refreshes += 1
-            self._served = snapshot
-            self._fresh_until = (
-                now + self.refresh_ahead if self.refresh_ahead is not None else self._expires_at
+        fetched = list(numbers)
+        while True:
+            with self._state_lock:
+                # Writes made while the list was in flight are newer than what it says;
+                # writes made before it started are in it and need no more remembering.
+                self._writes = {k: v for k, v in self._writes.items() if v[0] > started}
+                newer = {k: v[1] for k, v in self._writes.items()}
+                seq = self._write_seq
+                previous = self._current
+            lines = fetched
+            if newer:
+                lines = [
+                    attrs.evolve(n, forwarding_number=newer[n.id]) if n.id in newer else n
+                    for n in fetched
+                ]
+            # Derived from the previous snapshot, unchanged lines keep their objects
+            # (and what is cached on them), and the snapshot knows which ids changed.
+            snapshot = (
+                Snapshot(lines, now) if previous is None else previous.derive(lines, fetched_at=now)
             )
-        if previous is None or previous.version != snapshot.version:
-            self._notify(snapshot)
+            with self._state_lock:
+                if self._write_seq != seq:
+                    continue  # a write landed while deriving: apply it too
+                self._expires_at = now + self.ttl
+                self._stale_until = self._expires_at + self.stale_if_error
+                self._retry_at = -math.inf
+                self._last_error = None
+                self.refreshes += 1
+                self._served = snapshot
+                self._fresh_until = (
+                    now + self.refresh_ahead if self.refresh_ahead is not None else self._expires_at
+                )
+                self._queue_notice_locked(previous, snapshot)
+                break
         return snapshot
 
     def _record_failure(self, exc: BaseException) -> None:
@@ -183,7 +256,9 @@ class _RegistryCore(Generic[_C]):
         with self._state_lock:
             self.failures += 1
             self._last_error = exc
-            self._retry_at = now + self.error_retry_interval
+            # Never wait longer than a TTL to try again: with ttl=0.2 the data is
+            # retried within 0.2 s, whatever error_retry_interval says.
+            self._retry_at = now + min(self.error_retry_interval, self.ttl)
             has_stale = self._current is not None and now < self._stale_until
             if has_stale:
                 # Until the next retry is due, the fast path may serve the last good
@@ -213,14 +288,16 @@ class _RegistryCore(Generic[_C]):
             merged = attrs.evolve(cached, forwarding_number=updated.forwarding_number)
             snapshot = current.replace_number(merged)
             self._served = snapshot
-        if snapshot.version != current.version:
-            self._notify(snapshot)
+            self._queue_notice_locked(current, snapshot)
+        self._announce()
         return merged
 
     def invalidate(self) -> None:
         """Mark the snapshot expired: the next ``snapshot()`` fetches the list again.
 
-        The old snapshot still counts as the last good one for ``stale_if_error``.
+        The old snapshot still counts as the last good one: within ``stale_if_error``
+        it is served while that refresh runs in the background. Call ``refresh()`` to
+        wait for the new list.
         """
         with self._state_lock:
             self._fresh_until = -math.inf
@@ -233,25 +310,38 @@ class _RegistryCore(Generic[_C]):
         """What a caller past the fast path should do, and the refresh count it saw.
 
         ``("serve", s)``: return ``s``; ``("serve+background", s)``: return ``s`` and start
-        a background refresh; ``("wait", None)``: wait for a refresh (when there is
-        nothing it may serve, a caller always tries: a failure is reported, never
-        assumed).
+        a background refresh; ``("wait", None)``: wait for a refresh. Anything younger
+        than ``ttl + stale_if_error`` is served at once (stale-while-revalidate); only a
+        caller with nothing it may serve waits, and it always tries: a failure is
+        reported, never assumed.
         """
         now = self._clock()
         with self._state_lock:
             current = self._current
-            failing = self._last_error is not None
-            servable = current is not None and (
-                now < self._expires_at or (failing and now < self._stale_until)
-            )
-            # Past the refresh-ahead point, or a retry is due while serving stale. (A
-            # caller that missed the fast path only because a refresh just landed is
-            # before both, and must not start another.)
+            servable = current is not None and now < self._stale_until
+            # Past the refresh-ahead point (or the expiry), and no retry pending after
+            # a failure. (A caller that missed the fast path only because a refresh just
+            # landed is before both, and must not start another.)
             refresh_due = now >= self._fresh_until and now >= self._retry_at
             epoch = self.refreshes + self.failures
         if servable:
             return ("serve+background" if refresh_due else "serve", current, epoch)
         return ("wait", None, epoch)
+
+    def _began_refresh_locked(self) -> None:
+        """A refresh is now in flight: serve what may be served without the lock.
+
+        Until it ends (``_install``, ``_record_failure`` or ``_abandoned`` set the fast
+        path's bound again) there is nothing to decide: every caller may take the
+        current snapshot while it is within ``ttl + stale_if_error``.
+        """
+        if self._current is not None:
+            self._fresh_until = max(self._fresh_until, self._stale_until)
+
+    def _abandoned(self) -> None:
+        """A refresh ended without an outcome (cancelled, or lost in a fork)."""
+        with self._state_lock:
+            self._fresh_until = -math.inf  # the next caller decides afresh
 
     def _settled_since(self, epoch: int) -> Snapshot | BaseException | None:
         """The outcome of a refresh that ended after the caller decided (at ``epoch``).
@@ -283,3 +373,14 @@ class _RegistryCore(Generic[_C]):
         if stale_ok and current is not None:
             return current
         raise self._unavailable(exc) from exc
+
+    # -- fork ---------------------------------------------------------------------------
+
+    def _after_fork_in_child(self) -> None:
+        """Reset what a fork left behind: locks another thread may hold, and notices.
+
+        The snapshot, its timings and the listeners are kept: a forked child serves
+        what the parent had. Subclasses also drop the refresh in flight.
+        """
+        self._state_lock = threading.Lock()
+        self._announcing = False

@@ -1,4 +1,5 @@
-"""Registry and AsyncRegistry: TTL, single flight, refresh-ahead, stale-if-error, write-through."""
+"""Registry and AsyncRegistry: TTL, single flight, refresh-ahead, stale-while-revalidate,
+stale-if-error, write-through."""
 
 from __future__ import annotations
 
@@ -39,15 +40,17 @@ def client(server: FakeLinqServer, clock: FakeClock) -> Iterator[LinqClient]:
 def test_serves_from_memory_until_ttl(
     server: FakeLinqServer, client: LinqClient, clock: FakeClock
 ) -> None:
-    """Within the TTL no request goes out; once it expires, exactly one does."""
+    """Within the TTL no request goes out; once it expires, exactly one does, behind."""
     registry = Registry(client, ttl=30, clock=clock)
     first = registry.snapshot()
     clock.advance(29.9)
     assert registry.snapshot() is first
     assert server.count(LIST) == 1
     clock.advance(0.1)
-    second = registry.snapshot()
+    assert registry.snapshot() is first  # stale, served while the refresh runs
+    registry.close()
     assert server.count(LIST) == 2
+    second = registry.snapshot()
     assert second.version == first.version
     assert second.fetched_at == clock()
 
@@ -86,8 +89,27 @@ def test_fifty_threads_on_an_expired_registry_send_one_request(
     clock: FakeClock,
     in_threads: Callable[..., list[Snapshot]],
 ) -> None:
-    """Once the snapshot expires, 50 racing threads cause exactly one more request."""
+    """Once the snapshot expires, 50 racing threads get it at once and cause one request."""
     registry = Registry(client, ttl=60, clock=clock)
+    old = registry.snapshot()
+    clock.advance(61)
+    server.fail_next("delay", times=1, delay=0.3)
+    results = in_threads(registry.snapshot, 50)
+    assert len(results) == 50
+    assert all(s is old for s in results)
+    registry.close()
+    assert server.count(LIST) == 2
+    assert registry.snapshot().fetched_at == clock()
+
+
+def test_with_no_stale_window_expired_callers_wait_for_one_request(
+    server: FakeLinqServer,
+    client: LinqClient,
+    clock: FakeClock,
+    in_threads: Callable[..., list[Snapshot]],
+) -> None:
+    """With stale_if_error=0, 50 threads past the TTL wait for one shared request."""
+    registry = Registry(client, ttl=60, stale_if_error=0, clock=clock)
     old = registry.snapshot()
     clock.advance(61)
     server.fail_next("delay", times=1, delay=0.3)
@@ -114,9 +136,10 @@ def test_five_hundred_tasks_on_a_cold_async_registry_send_one_request(
             again = await asyncio.wait_for(
                 asyncio.gather(*(registry.snapshot() for _ in range(500))), timeout=10
             )
+            await registry.aclose()  # the one refresh behind them
             return {id(s) for s in snaps} | {id(s) for s in again}
 
-    assert len(asyncio.run(main())) == 2
+    assert len(asyncio.run(main())) == 1  # expired, the snapshot was served while refreshing
     assert server.count(LIST) == 2
 
 
@@ -158,6 +181,92 @@ def test_async_refresh_ahead(server: FakeLinqServer, clock: FakeClock) -> None:
     assert server.count(LIST) == 2
 
 
+def test_a_hanging_refresh_past_the_ttl_stalls_nobody(
+    server: FakeLinqServer, client: LinqClient, clock: FakeClock
+) -> None:
+    """While a refresh hangs past the TTL, every caller gets the stale snapshot at once."""
+    registry = Registry(client, ttl=60, refresh_ahead=45, clock=clock)
+    old = registry.snapshot()
+    server.fail_next("delay", times=1, delay=30)  # an API that answers after 30 s
+    clock.advance(46)
+    assert registry.snapshot() is old  # starts the background refresh
+    assert server.wait_for_requests(2, LIST, timeout=5)
+    clock.advance(15)  # 61 s old: expired, and the refresh still hangs
+    assert all(registry.snapshot() is old for _ in range(100))
+    assert registry.refreshes == 1  # nobody waited for the answer
+    server.stop()  # the hanging request fails; the snapshot stays in service
+    registry.close(timeout=10)
+    assert registry.failures == 1
+    assert registry.snapshot() is old
+
+
+def test_past_the_stale_window_callers_join_the_refresh_in_flight(
+    server: FakeLinqServer, client: LinqClient, clock: FakeClock
+) -> None:
+    """Older than ttl + stale_if_error, a caller waits, for the refresh already running."""
+    registry = Registry(client, ttl=10, stale_if_error=5, refresh_ahead=5, clock=clock)
+    old = registry.snapshot()
+    server.set_reputation(server.numbers[0]["id"], "AT_RISK")
+    server.fail_next("delay", times=1, delay=0.3)
+    clock.advance(6)
+    assert registry.snapshot() is old
+    assert server.wait_for_requests(2, LIST, timeout=5)
+    clock.advance(10)  # 16 s old: nothing left that may be served
+    new = registry.snapshot()
+    assert new.numbers[0].reputation is Reputation.AT_RISK
+    assert server.count(LIST) == 2
+    registry.close()
+
+
+def test_async_hanging_refresh_past_the_ttl_stalls_nobody(
+    server: FakeLinqServer, clock: FakeClock
+) -> None:
+    """AsyncRegistry: tasks past the TTL get the stale snapshot while the refresh hangs."""
+
+    async def main() -> None:
+        async with AsyncLinqClient(
+            server.api_key, base_url=server.base_url, sleep=FakeClock().async_sleep
+        ) as aclient:
+            registry = AsyncRegistry(aclient, ttl=60, refresh_ahead=45, clock=clock)
+            old = await registry.snapshot()
+            server.fail_next("delay", times=1, delay=30)
+            clock.advance(46)
+            assert await registry.snapshot() is old
+            assert await asyncio.to_thread(server.wait_for_requests, 2, LIST, timeout=5)
+            clock.advance(15)
+            snaps = await asyncio.wait_for(
+                asyncio.gather(*(registry.snapshot() for _ in range(100))), timeout=5
+            )
+            assert all(s is old for s in snaps)
+            assert registry.refreshes == 1
+            server.stop()
+            await registry.aclose()
+            assert registry.failures == 1
+            assert await registry.snapshot() is old
+
+    asyncio.run(main())
+
+
+def test_a_failed_refresh_is_retried_within_the_ttl(
+    server: FakeLinqServer, client: LinqClient, clock: FakeClock
+) -> None:
+    """With ttl=0.2, a refresh that failed (three 3006) is tried again within 0.2 s."""
+    registry = Registry(client, ttl=0.2, clock=clock)  # error_retry_interval is 5 s
+    good = registry.snapshot()
+    server.fail_next("3006", times=3)  # every attempt of the client's one call
+    clock.advance(0.2)
+    assert registry.snapshot() is good
+    registry.close()
+    assert (registry.failures, server.count(LIST)) == (1, 4)
+    assert registry.snapshot() is good  # right after the failure: no retry yet
+    registry.close()
+    assert server.count(LIST) == 4
+    clock.advance(0.2)
+    registry.snapshot()
+    registry.close()
+    assert (registry.refreshes, server.count(LIST)) == (2, 5)
+
+
 def test_stale_if_error_serves_then_raises(
     server: FakeLinqServer,
     client: LinqClient,
@@ -171,6 +280,7 @@ def test_stale_if_error_serves_then_raises(
     clock.advance(61)
     with caplog.at_level(logging.WARNING, logger="linq_router"):
         assert registry.snapshot() is good
+        registry.close()  # the refresh ran, and failed, behind it
     assert any("serving the last good snapshot" in r.getMessage() for r in caplog.records)
     clock.advance(100)  # 161s old: expired 101s ago, inside the 120s window
     assert registry.snapshot() is good
@@ -234,7 +344,8 @@ def test_racing_threads_never_send_a_second_request(
     """Threads that decide to wait just as the refresh ends take its result, not a new one."""
     import sys
 
-    registry = Registry(client, ttl=10, clock=clock)
+    # No stale window: every thread past the TTL waits, which is where the race is.
+    registry = Registry(client, ttl=10, stale_if_error=0, clock=clock)
     registry.snapshot()
     interval = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)  # switch threads as often as possible, to hit the race
@@ -307,12 +418,14 @@ def test_failing_listener_does_not_break_the_registry(
 def test_invalidate_forces_a_refetch(
     server: FakeLinqServer, client: LinqClient, clock: FakeClock
 ) -> None:
-    """invalidate() makes the next snapshot() fetch, even inside the TTL."""
+    """invalidate() makes the next snapshot() fetch (behind it), even inside the TTL."""
     registry = Registry(client, ttl=60, clock=clock)
-    registry.snapshot()
+    first = registry.snapshot()
     registry.invalidate()
-    registry.snapshot()
+    assert registry.snapshot() is first
+    registry.close()
     assert server.count(LIST) == 2
+    assert registry.snapshot() is not first
 
 
 def test_repr_has_no_key(server: FakeLinqServer, client: LinqClient, clock: FakeClock) -> None:
