@@ -33,6 +33,7 @@ from ._base import (
     LineFilter,
     Policy,
     Routed,
+    Selector,
     _Empty,
     logger,
 )
@@ -240,6 +241,138 @@ def _child_changed(
     return frozenset(i for i in changed if i in before or i in after)
 
 
+class _Compiler:
+    """One compile: the pipeline walked once per group (a class, not nested closures,
+    so that nothing of a finished compile is kept alive by a reference cycle)."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        selector: Selector,
+        purpose: str,
+        previous: CompiledPolicy | None,
+        same: bool,
+    ) -> None:
+        self.policy = policy
+        self.selector = selector
+        self.name = policy.name
+        self.purpose = purpose
+        self.previous = previous
+        self.same = same
+        self.old_records = previous._records if same and previous is not None else {}
+        self.records: dict[tuple[int, str], _Record] = {}
+        self.leaves: dict[str, _Leaf] = {}
+
+    def leaf(
+        self,
+        lines: Lines,
+        changed: frozenset[str] | None,
+        stages: tuple[Stage, ...],
+        path: str,
+        ignore_health: bool,
+        warnings: tuple[str, ...],
+    ) -> _Leaf:
+        previous = self.previous
+        before = previous.leaves.get(path) if previous is not None else None
+        # The cell is shared only along one policy's own line of compiles.
+        cell = before.cell if self.same and before is not None else Cell(stages)
+        cell.value = stages
+        if (
+            self.same
+            and before is not None
+            and changed is not None
+            and not changed
+            and before.group.ignore_health == ignore_health
+            and before.group.warnings == warnings
+        ):
+            # Same lines: the compiled selector stays; its picks read the new stages.
+            group = attrs.evolve(before.group, stages=stages, changed=frozenset())
+            kept: CompiledSelector | _Empty | _Warned = before.compiled
+            if isinstance(kept, _Empty):
+                kept = _Empty(group)
+            built = self.leaves[path] = _Leaf(group, kept, cell)
+            return built
+        group = Group(
+            tuple(lines.values()),
+            stages,
+            path,
+            self.name,
+            self.purpose,
+            ignore_health,
+            warnings,
+            changed if self.same and before is not None else None,
+            by_id=lines,
+            cell=cell,
+        )
+        compiled: CompiledSelector | _Empty | _Warned
+        if not lines:
+            compiled = _Empty(group)
+        else:
+            prior = before.selector if before is not None else None
+            compiled = self.selector.compile(group, prior)
+            if warnings:
+                compiled = _Warned(compiled, warnings)
+        built = self.leaves[path] = _Leaf(group, compiled, cell)
+        return built
+
+    def build(
+        self,
+        index: int,
+        lines: Lines,
+        changed: frozenset[str] | None,
+        stages: tuple[Stage, ...],
+        path: str,
+        ignore_health: bool,
+        warnings: tuple[str, ...],
+    ) -> _Node:
+        filters = self.policy.filters
+        if index == len(filters):
+            return self.leaf(lines, changed, stages, path, ignore_health, warnings)
+        filt = filters[index]
+        prev = self.old_records.get((index, path))
+        if prev is not None and changed is not None and not changed:
+            rec = prev
+        elif prev is not None and changed is not None and _line_by_line(filt):
+            rec = _update_lines(filt, prev, lines, changed)  # type: ignore[arg-type]
+        elif prev is not None and changed is not None and hasattr(filt, "_updated"):
+            rec = filt._updated(prev, lines, changed)
+        else:
+            rec = _full(filt, lines)
+        self.records[(index, path)] = rec
+        result = rec.result
+        if isinstance(result, Kept):
+            return self.descend(index, rec, prev, changed, stages, path, ignore_health, warnings, "")
+        children = {
+            key: self.descend(index, rec, prev, changed, stages, path, ignore_health, warnings, key)
+            for key in result.groups
+        }
+        return _Branch(result.route, children)
+
+    def descend(
+        self,
+        index: int,
+        rec: _Record,
+        prev: _Record | None,
+        changed: frozenset[str] | None,
+        stages: tuple[Stage, ...],
+        path: str,
+        ignore_health: bool,
+        warnings: tuple[str, ...],
+        key: str,
+    ) -> _Node:
+        result = rec.result
+        kept = result if isinstance(result, Kept) else result.groups[key]
+        return self.build(
+            index + 1,
+            rec.passed[key],
+            _child_changed(prev, rec, key, changed),
+            (*stages, kept.stage),
+            f"{path}/{key}" if key else path,
+            ignore_health or kept.ignore_health,
+            (*warnings, kept.warning) if kept.warning else warnings,
+        )
+
+
 def compile_policy(
     policy: Policy,
     snapshot: Snapshot,
@@ -259,127 +392,27 @@ def compile_policy(
     if selector is None:
         msg = f"policy {policy.name!r} has no selector; end it with one"
         raise ValueError(msg)
-    name = policy.name
-    filters = policy.filters
-    same = (
+    changed: frozenset[str] | None = None
+    if (
         previous is not None
         and previous.policy is policy
         and previous.purpose == purpose
         and previous.snapshot is not None
         and previous._given is not None
-    )
-    changed: frozenset[str] | None = None
-    if same:
-        assert previous is not None and previous.snapshot is not None  # noqa: S101  # for mypy
-        assert previous._given is not None  # noqa: S101
+    ):
         if previous.version == snapshot.version:
             return previous
         changed = snapshot.changes_since(previous.snapshot)
         given: Lines = _given(snapshot, previous._given, changed)
     else:
         given = _by_id(snapshot.numbers)
-    old_records = previous._records if same and previous is not None else {}
-    records: dict[tuple[int, str], _Record] = {}
-    leaves: dict[str, _Leaf] = {}
-
-    def leaf(
-        lines: Lines,
-        changed: frozenset[str] | None,
-        stages: tuple[Stage, ...],
-        path: str,
-        ignore_health: bool,
-        warnings: tuple[str, ...],
-    ) -> _Leaf:
-        before = previous.leaves.get(path) if previous is not None else None
-        # The cell is shared only along one policy's own line of compiles.
-        cell = before.cell if same and before is not None else Cell(stages)
-        cell.value = stages
-        if (
-            same
-            and before is not None
-            and changed is not None
-            and not changed
-            and before.group.ignore_health == ignore_health
-            and before.group.warnings == warnings
-        ):
-            # Same lines: the compiled selector stays; its picks read the new stages.
-            group = attrs.evolve(before.group, stages=stages, changed=frozenset())
-            kept: CompiledSelector | _Empty | _Warned = before.compiled
-            if isinstance(kept, _Empty):
-                kept = _Empty(group)
-            built = _Leaf(group, kept, cell)
-            leaves[path] = built
-            return built
-        group = Group(
-            tuple(lines.values()),
-            stages,
-            path,
-            name,
-            purpose,
-            ignore_health,
-            warnings,
-            changed if same and before is not None else None,
-            by_id=lines,
-            cell=cell,
-        )
-        compiled: CompiledSelector | _Empty | _Warned
-        if not lines:
-            compiled = _Empty(group)
-        else:
-            prior = before.selector if before is not None else None
-            compiled = selector.compile(group, prior)
-            if warnings:
-                compiled = _Warned(compiled, warnings)
-        built = _Leaf(group, compiled, cell)
-        leaves[path] = built
-        return built
-
-    def build(
-        index: int,
-        lines: Lines,
-        changed: frozenset[str] | None,
-        stages: tuple[Stage, ...],
-        path: str,
-        ignore_health: bool,
-        warnings: tuple[str, ...],
-    ) -> _Node:
-        if index == len(filters):
-            return leaf(lines, changed, stages, path, ignore_health, warnings)
-        filt = filters[index]
-        prev = old_records.get((index, path))
-        if prev is not None and changed is not None and not changed:
-            rec = prev
-        elif prev is not None and changed is not None and isinstance(filt, LineFilter) and _line_by_line(filt):
-            rec = _update_lines(filt, prev, lines, changed)
-        elif prev is not None and changed is not None and hasattr(filt, "_updated"):
-            rec = filt._updated(prev, lines, changed)
-        else:
-            rec = _full(filt, lines)
-        records[(index, path)] = rec
-        result = rec.result
-
-        def descend(kept: Kept, key: str, suffix: str) -> _Node:
-            more = (*warnings, kept.warning) if kept.warning else warnings
-            return build(
-                index + 1,
-                rec.passed[key],
-                _child_changed(prev, rec, key, changed),
-                (*stages, kept.stage),
-                path + suffix,
-                ignore_health or kept.ignore_health,
-                more,
-            )
-
-        if isinstance(result, Kept):
-            return descend(result, "", "")
-        children = {key: descend(kept, key, f"/{key}") for key, kept in result.groups.items()}
-        return _Branch(result.route, children)
-
-    root = build(0, given, changed, (), f"{purpose}:", False, ())
+    compiler = _Compiler(policy, selector, purpose, previous, changed is not None)
+    root = compiler.build(0, given, changed, (), f"{purpose}:", False, ())
+    leaves = compiler.leaves
     if not snapshot.numbers:
         # Say "the snapshot has no lines" rather than a chain of "kept 0 of 0".
         stages = (Stage("snapshot", 0, 0),)
-        empty = Group((), stages, f"{purpose}:", name, purpose)
+        empty = Group((), stages, f"{purpose}:", policy.name, purpose)
         root = _Leaf(empty, _Empty(empty), Cell(stages))
         leaves = {empty.path: root}
     return CompiledPolicy(
@@ -389,6 +422,6 @@ def compile_policy(
         leaves,
         snapshot=snapshot,
         purpose=purpose,
-        records=records,
+        records=compiler.records,
         given=given,
     )

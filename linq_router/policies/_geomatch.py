@@ -123,9 +123,14 @@ class Geomatch(BaseFilter):
         return Routed(groups, route)
 
 
+# The lines' own numbers, cached apart from recipients' so that a busy stream of new
+# recipients cannot evict them (a compile of 50,000 lines would parse them all again).
+_line_geo = functools.lru_cache(maxsize=1 << 18)(geo_of.__wrapped__)
+
+
 def _keys(line: PhoneNumber) -> list[str]:
     """The geomatch groups ``line`` belongs to: its area code's and its region's."""
-    region, area = geo_of(line.phone_number)
+    region, area = _line_geo(line.phone_number)
     keys = [f"area:{area}"] if area is not None else []
     if region is not None:
         keys.append(f"region:{region}")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import struct
+import sys
 from array import array
 from collections.abc import Container, Mapping
 
@@ -48,10 +48,16 @@ def conversation_hash(key: str) -> int:
     return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big")
 
 
-def _line_positions(line_id: str, count: int) -> tuple[int, ...]:
+def _line_positions(line_id: str, count: int) -> array[int]:
     # One SHAKE call yields all of a line's positions; a lighter weight uses a prefix
     # of the same stream, so a weight change moves only the nodes it adds or removes.
-    return struct.unpack(f">{count}Q", hashlib.shake_128(line_id.encode()).digest(8 * count))
+    # Read big-endian whatever the machine, so every process agrees. An array, not a
+    # tuple: it is not tracked by the garbage collector, which a full compile of
+    # 100,000 groups' worth of lines would otherwise keep busy.
+    positions = array("Q", hashlib.shake_128(line_id.encode()).digest(8 * count))
+    if sys.byteorder == "little":
+        positions.byteswap()
+    return positions
 
 
 def _entries(line_id: str, count: int, slot: int, start: int = 0) -> list[int]:
