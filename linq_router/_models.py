@@ -186,7 +186,9 @@ class Snapshot:
             return parent[1]
         return _changed_ids(other, self.numbers)
 
-    def derive(self, numbers: Iterable[PhoneNumber], *, fetched_at: float | None = None) -> Snapshot:
+    def derive(
+        self, numbers: Iterable[PhoneNumber], *, fetched_at: float | None = None
+    ) -> Snapshot:
         """A snapshot of ``numbers`` that remembers what changed since this one.
 
         Lines equal to the ones here are replaced by the objects here, so unchanged

@@ -16,7 +16,16 @@ import attrs
 from ._models import PhoneNumber
 from ._parsing import is_e164
 
-__all__ = ["PURPOSES", "Cell", "Explanation", "Pick", "PickContext", "Purpose", "Stage", "make_context"]
+__all__ = [
+    "PURPOSES",
+    "Cell",
+    "Explanation",
+    "Pick",
+    "PickContext",
+    "Purpose",
+    "Stage",
+    "make_context",
+]
 
 Purpose = str
 """``"chat"`` or ``"voice_memo"``: what the chosen line will carry."""

@@ -9,8 +9,8 @@ still never picks from an outdated compile. A warm pick takes no lock of its own
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import threading
 import weakref
 from collections.abc import Awaitable, Iterable, Mapping
 from types import TracebackType
@@ -18,7 +18,8 @@ from typing import Protocol
 
 from ._models import PhoneNumber, Snapshot
 from ._pick import _NO_RECIPIENT, PURPOSES, Pick, PickContext, make_context
-from .policies import DEFAULT_POLICY, CompiledPolicy, Pinnable, Policy, as_policy, compile_policy
+from ._serving import Served, _MustWait, _Serving
+from .policies import DEFAULT_POLICY, Pinnable, Policy, as_policy
 from .policies._static import PreferIMessage
 
 __all__ = ["AsyncRouter", "AsyncSnapshotSource", "Router", "SnapshotSource", "voice_memo_policy"]
@@ -81,7 +82,7 @@ def _key_of(to: str | Iterable[str]) -> str:
     return key
 
 
-class _RouterCore:
+class _RouterCore(_Serving):
     """Policies per purpose, their compiled forms, and the pick itself. No I/O."""
 
     def __init__(
@@ -105,10 +106,7 @@ class _RouterCore:
                 raise ValueError(msg)
             resolved[purpose] = as_policy(value)
         self.policies: Mapping[str, Policy] = resolved
-        # Replaced wholesale under the lock, read without it: a pick sees either the old
-        # mapping or the new one, both complete.
-        self._compiled: dict[str, CompiledPolicy] = {}
-        self._lock = threading.Lock()
+        super().__init__()
         self._finalizer: weakref.finalize[[], object] | None = None
         subscribe = getattr(registry, "subscribe", None)
         if callable(subscribe):
@@ -128,31 +126,14 @@ class _RouterCore:
         """The chat policy."""
         return self.policies["chat"]
 
-    def _on_snapshot(self, snapshot: Snapshot) -> None:
-        with self._lock:
-            purposes = set(self._compiled) | {"chat"}
-            for purpose in sorted(purposes):
-                self._compile_locked(snapshot, purpose)
-
-    def _compile_locked(self, snapshot: Snapshot, purpose: str) -> CompiledPolicy:
-        current = self._compiled.get(purpose)
-        if current is not None and current.version == snapshot.version:
-            return current
-        compiled = compile_policy(
-            self.policies[purpose], snapshot, purpose=purpose, previous=current
-        )
-        self._compiled = {**self._compiled, purpose: compiled}
-        return compiled
-
-    def _compiled_for(self, snapshot: Snapshot, purpose: str) -> CompiledPolicy:
-        with self._lock:
-            return self._compile_locked(snapshot, purpose)
-
     def _pick(self, snapshot: Snapshot, ctx: PickContext) -> Pick:
         compiled = self._compiled.get(ctx.purpose)
         if compiled is None or compiled.version != snapshot.version:
-            compiled = self._compiled_for(snapshot, ctx.purpose)
-        pick = compiled.pick(ctx)
+            compiled = self._served_for(snapshot, ctx.purpose)
+        try:
+            pick = compiled.pick(ctx)
+        except _MustWait:
+            pick = self._after_must_wait(snapshot, ctx.purpose).pick(ctx)
         # %s formatting: the explanation is rendered only if DEBUG is on.
         if _debug_enabled(logging.DEBUG):
             logger.debug("pick for %s: %s", ctx.purpose, pick.explanation)
@@ -187,7 +168,7 @@ class _RouterCore:
             msg = f"no sticky policy to pin with; policies: {self.policy.name!r}"
             raise ValueError(msg)
         # A pin the filters would drop would be ignored on the very next pick: say so now.
-        allowed = self._compiled_for(snapshot, "chat").candidates(make_context(to))
+        allowed = self._served_for(snapshot, "chat").candidates(make_context(to))
         if number not in allowed:
             msg = (
                 f"cannot pin to {number.phone_number}: policy {self.policy.name!r} does not "
@@ -250,8 +231,11 @@ class Router(_RouterCore):
         snapshot = self.registry.snapshot()
         compiled = self._compiled.get(purpose)
         if compiled is None or compiled.version != snapshot.version:
-            compiled = self._compiled_for(snapshot, purpose)
-        pick = compiled.pick(ctx)
+            compiled = self._served_for(snapshot, purpose)
+        try:
+            pick = compiled.pick(ctx)
+        except _MustWait:  # a new snapshot left the interim nothing: wait for its compile
+            pick = self._after_must_wait(snapshot, purpose).pick(ctx)
         if _debug_enabled(logging.DEBUG):
             logger.debug("pick for %s: %s", purpose, pick.explanation)
         return pick
@@ -298,11 +282,35 @@ class AsyncRouter(_RouterCore):
         ctx = _NO_RECIPIENT.get(purpose) if to is None else None
         if ctx is None:
             ctx = make_context(to, purpose)
-        return self._pick(await self.registry.snapshot(), ctx)
+        snapshot = await self.registry.snapshot()
+        compiled = self._compiled.get(purpose)
+        if compiled is None or compiled.version != snapshot.version:
+            compiled = await self._aserved_for(snapshot, purpose)
+        try:
+            pick = compiled.pick(ctx)
+        except _MustWait:
+            served = await asyncio.to_thread(self._after_must_wait, snapshot, purpose)
+            pick = served.pick(ctx)
+        if _debug_enabled(logging.DEBUG):
+            logger.debug("pick for %s: %s", purpose, pick.explanation)
+        return pick
+
+    async def _aserved_for(self, snapshot: Snapshot, purpose: str) -> Served:
+        # Masking is cheap and runs here; a first compile runs in a thread, so that the
+        # event loop keeps serving other tasks meanwhile.
+        if purpose in self._bases:
+            return self._served_for(snapshot, purpose)
+        return await asyncio.to_thread(self._served_for, snapshot, purpose)
+
+    async def settle(self, timeout: float | None = 10.0) -> bool:  # type: ignore[override]
+        """Wait until every announced snapshot is compiled and swapped in; see ``Router``."""
+        return await asyncio.to_thread(_Serving.settle, self, timeout)
 
     async def pin(self, to: str | Iterable[str], line: str | PhoneNumber) -> str:
         """Make ``line`` the conversation's line; see ``Router.pin``."""
-        return self._pin(await self.registry.snapshot(), to, line)
+        snapshot = await self.registry.snapshot()
+        await self._aserved_for(snapshot, "chat")
+        return self._pin(snapshot, to, line)
 
     async def __aenter__(self) -> AsyncRouter:
         return self

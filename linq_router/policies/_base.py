@@ -28,7 +28,7 @@ from typing import Literal, Protocol, runtime_checkable
 import attrs
 
 from linq_router._errors import NoEligibleNumberError
-from linq_router._models import PhoneNumber, Snapshot
+from linq_router._models import PhoneNumber
 from linq_router._pick import Cell, Explanation, Pick, PickContext, Stage
 
 __all__ = [

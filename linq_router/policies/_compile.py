@@ -177,9 +177,9 @@ def _update_lines(
     filt: LineFilter, prev: _Record, given: Lines, changed: frozenset[str]
 ) -> _Record:
     """A ``LineFilter``'s answer updated for ``changed`` lines only."""
-    kept, counts = prev.state  # type: ignore[misc]
-    kept = dict(kept)
-    counts = dict(counts)
+    state: tuple[dict[str, PhoneNumber], dict[str, int]] = prev.state  # type: ignore[assignment]
+    kept = dict(state[0])
+    counts = dict(state[1])
     before = prev.given
     for line_id in changed:
         old, new = before.get(line_id), given.get(line_id)
@@ -208,6 +208,7 @@ def _full(filt: object, given: Lines) -> _Record:
     if isinstance(filt, LineFilter) and _line_by_line(filt):
         kept: dict[str, PhoneNumber] = {}
         counts: dict[str, int] = {}
+        passed: Lines
         for line_id, line in given.items():
             why = filt.reason(line)
             if why is None:
@@ -221,7 +222,7 @@ def _full(filt: object, given: Lines) -> _Record:
     if isinstance(result, Kept):
         return _Record(given, result, {"": _by_id(result.lines)})
     if isinstance(result, Routed):
-        passed_on = {key: _by_id(kept.lines) for key, kept in result.groups.items()}
+        passed_on: dict[str, Lines] = {k: _by_id(kept.lines) for k, kept in result.groups.items()}
         return _Record(given, result, passed_on)
     msg = f"filter {filt!r} returned {type(result).__name__}; expected Kept or Routed"
     raise TypeError(msg)
@@ -242,8 +243,11 @@ def _child_changed(
 
 
 class _Compiler:
-    """One compile: the pipeline walked once per group (a class, not nested closures,
-    so that nothing of a finished compile is kept alive by a reference cycle)."""
+    """One compile: the pipeline, walked once per group.
+
+    A class rather than nested closures, so that no reference cycle keeps anything of
+    a finished compile alive.
+    """
 
     def __init__(
         self,
@@ -341,7 +345,9 @@ class _Compiler:
         self.records[(index, path)] = rec
         result = rec.result
         if isinstance(result, Kept):
-            return self.descend(index, rec, prev, changed, stages, path, ignore_health, warnings, "")
+            return self.descend(
+                index, rec, prev, changed, stages, path, ignore_health, warnings, ""
+            )
         children = {
             key: self.descend(index, rec, prev, changed, stages, path, ignore_health, warnings, key)
             for key in result.groups

@@ -63,7 +63,9 @@ class Geomatch(BaseFilter):
                 members.setdefault(key, {})[line.id] = line
         return self._routed(lines, {key: tuple(m.values()) for key, m in members.items()})
 
-    def _updated(self, prev: _Record, given: Mapping[str, PhoneNumber], changed: frozenset[str]) -> _Record:
+    def _updated(
+        self, prev: _Record, given: Mapping[str, PhoneNumber], changed: frozenset[str]
+    ) -> _Record:
         """The groups updated for the ``changed`` lines only (an incremental compile)."""
         passed: dict[str, Mapping[str, PhoneNumber]] = dict(prev.passed)
         copied: dict[str, dict[str, PhoneNumber]] = {}
@@ -85,7 +87,7 @@ class Geomatch(BaseFilter):
             if not group:
                 del passed[key]
         passed[_FALLBACK] = given
-        assert isinstance(prev.result, Routed)  # noqa: S101  # geomatch only answers Routed
+        assert isinstance(prev.result, Routed)  # geomatch only answers Routed
         old = prev.result.groups
         members = {
             key: tuple(copied[key].values()) if key in copied else old[key].lines

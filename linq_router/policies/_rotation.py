@@ -169,7 +169,9 @@ class Rotation:
                 rank = unseen + position + 1
             lines[key] = (weight, offset % stride)
             base = (rank << _FIELD) | position
-            events.extend(((offset + m * stride) % span << (2 * _FIELD)) | base for m in range(weight))
+            events.extend(
+                ((offset + m * stride) % span << (2 * _FIELD)) | base for m in range(weight)
+            )
         events.sort()
         self._lines = lines
         self._times = [event >> (2 * _FIELD) for event in events]
@@ -212,7 +214,7 @@ class Rotation:
     def updated(
         self, removed: Iterable[str], added: Sequence[tuple[str, Pick, float]]
     ) -> Rotation | None:
-        """This rotation with lines taken out and put in, continuing from where it stands.
+        """A copy with lines taken out and put in, continuing from where this one stands.
 
         ``removed`` are keys; ``added`` are ``(key, pick, weight)``; a key in both is a
         line whose pick or weight changed. Work is proportional to the events of the
@@ -222,70 +224,92 @@ class Rotation:
         ints = self._ints
         if any(weight not in ints for _, _, weight in added):
             return None
-        removed = {*removed, *(key for key, _, _ in added)}
-        position = self._position()
-        span = self._span
-        now = self._times[position]
-        times, keys, entries = list(self._times), list(self._keys), list(self._entries)
-        time_of, lines = dict(self._time_of), dict(self._lines)
-        departed = dict(self._departed)
-        leaving: dict[str, tuple[int, int]] = {}
-        for key in removed:
-            info = lines.pop(key, None)
-            if info is None:
-                continue
-            weight, first = info
-            stride = span // weight
-            leaving[key] = ((first - now) % stride, stride)
-            for m in range(weight):
-                at = bisect.bisect_left(times, first + m * stride)
-                while keys[at] != key:
-                    at += 1
-                del time_of[id(entries[at])]
-                del times[at], keys[at], entries[at]
+        edit = _Edit(self)
+        for key in {*removed, *(key for key, _, _ in added)}:
+            edit.take_out(key)
         fresh = Counter(
-            ints[w] for key, _, w in added if key not in leaving and key not in departed
+            ints[w] for key, _, w in added if key not in edit.leaving and key not in edit.departed
         )
         nth: Counter[int] = Counter()
         for key, pick, weight in added:
             w = ints[weight]
-            stride = span // w
+            stride = self._span // w
             wins_ties = False
-            if key in leaving:
-                distance, old = leaving.pop(key)
+            if key in edit.leaving:
+                distance, old = edit.leaving.pop(key)
                 distance = distance * stride // old
-            elif key in departed:
-                distance, old = departed.pop(key)
+            elif key in edit.departed:
+                distance, old = edit.departed.pop(key)
                 distance, wins_ties = distance * stride // old, True
             else:
                 distance = (2 * nth[w] + 1) * stride // (2 * fresh[w])
                 nth[w] += 1
-            first = (now + distance) % stride
-            lines[key] = (w, first)
-            for m in range(w):
-                t = first + m * stride
-                at = (bisect.bisect_left if wins_ties else bisect.bisect_right)(times, t)
-                entry = pick if m == 0 else _copy(pick)
-                times.insert(at, t)
-                keys.insert(at, key)
-                entries.insert(at, entry)
-                time_of[id(entry)] = t
-        if not entries:
-            return None
-        departed.update(leaving)
-        rotation = Rotation.__new__(Rotation)
-        rotation._ints, rotation._span, rotation._lines = ints, span, lines
-        rotation._times, rotation._keys, rotation._entries = times, keys, entries
-        rotation._time_of = time_of
-        rotation._departed = _bounded(departed, len(lines))
-        start = bisect.bisect_left(times, now)
-        rotation.pick = _cycler(tuple(entries[start:] + entries[:start]))
-        return rotation
+            edit.put_in(key, pick, w, distance, wins_ties=wins_ties)
+        return edit.finish()
 
     @property
     def cycle(self) -> int:
         """Picks in one whole cycle (each line's share is exact over it)."""
         return len(self._entries)
+
+
+class _Edit:
+    """A rotation's schedule being changed: copies of its lists, edited in place."""
+
+    def __init__(self, rotation: Rotation) -> None:
+        self.rotation = rotation
+        self.span = rotation._span
+        self.now = rotation._times[rotation._position()]
+        self.times, self.keys = list(rotation._times), list(rotation._keys)
+        self.entries = list(rotation._entries)
+        self.time_of, self.lines = dict(rotation._time_of), dict(rotation._lines)
+        self.departed = dict(rotation._departed)
+        self.leaving: dict[str, tuple[int, int]] = {}
+
+    def take_out(self, key: str) -> None:
+        """Remove ``key``'s events, remembering the distance to its next one."""
+        info = self.lines.pop(key, None)
+        if info is None:
+            return
+        weight, first = info
+        stride = self.span // weight
+        self.leaving[key] = ((first - self.now) % stride, stride)
+        times, keys, entries = self.times, self.keys, self.entries
+        for m in range(weight):
+            at = bisect.bisect_left(times, first + m * stride)
+            while keys[at] != key:
+                at += 1
+            del self.time_of[id(entries[at])]
+            del times[at], keys[at], entries[at]
+
+    def put_in(self, key: str, pick: Pick, weight: int, distance: int, *, wins_ties: bool) -> None:
+        """Add ``weight`` events for ``key``, the first ``distance`` after now."""
+        stride = self.span // weight
+        first = (self.now + distance) % stride
+        self.lines[key] = (weight, first)
+        place = bisect.bisect_left if wins_ties else bisect.bisect_right
+        for m in range(weight):
+            t = first + m * stride
+            at = place(self.times, t)
+            entry = pick if m == 0 else _copy(pick)
+            self.times.insert(at, t)
+            self.keys.insert(at, key)
+            self.entries.insert(at, entry)
+            self.time_of[id(entry)] = t
+
+    def finish(self) -> Rotation | None:
+        """The edited rotation, its cycle starting at the entry due now."""
+        if not self.entries:
+            return None
+        self.departed.update(self.leaving)
+        rotation = Rotation.__new__(Rotation)
+        rotation._ints, rotation._span = self.rotation._ints, self.span
+        rotation._lines, rotation._times, rotation._keys = self.lines, self.times, self.keys
+        rotation._entries, rotation._time_of = self.entries, self.time_of
+        rotation._departed = _bounded(self.departed, len(self.lines))
+        start = bisect.bisect_left(self.times, self.now)
+        rotation.pick = _cycler(tuple(self.entries[start:] + self.entries[:start]))
+        return rotation
 
 
 def _bounded(departed: dict[str, tuple[int, int]], present: int) -> dict[str, tuple[int, int]]:

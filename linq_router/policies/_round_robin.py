@@ -22,6 +22,7 @@ class _CompiledRoundRobin:
 
     rotation: Rotation
     pick: Callable[[PickContext], Pick]
+    _count: Cell
 
     def __init__(self, group: Group, previous: CompiledSelector | None) -> None:
         prior = previous if isinstance(previous, _CompiledRoundRobin) else None
@@ -33,7 +34,9 @@ class _CompiledRoundRobin:
             for line_id in sorted(group.changed):
                 line = group.get(line_id)
                 if line is not None:
-                    pick = group.make_pick(line, functools.partial(_choice, line.phone_number, self._count))
+                    pick = group.make_pick(
+                        line, functools.partial(_choice, line.phone_number, self._count)
+                    )
                     added.append((line_id, pick, 1.0))
             rotation = prior.rotation.updated(group.changed, added)
         else:

@@ -209,7 +209,7 @@ class _CompiledSticky:
                 return pick
         slot = self.owner(key)
         line_id = self._slots[slot]
-        assert line_id is not None  # noqa: S101  # ring entries name live slots only
+        assert line_id is not None  # ring entries name live slots only
         self._state.set_assignment(key, line_id)
         return self._hashed.get(slot) or self._hashed_pick(slot, line_id)
 
@@ -237,7 +237,7 @@ class _CompiledSticky:
 
     def _remembered(self, line_id: str) -> Pick:
         line = self._group.get(line_id)
-        assert line is not None  # noqa: S101  # counted lines are the group's
+        assert line is not None  # counted lines are the group's
         pick = self._group.make_pick(
             line, f"sticky: kept {line.phone_number} for this conversation (remembered)"
         )
@@ -246,7 +246,7 @@ class _CompiledSticky:
 
     def _hashed_pick(self, slot: int, line_id: str) -> Pick:
         line = self._group.get(line_id)
-        assert line is not None  # noqa: S101
+        assert line is not None
         weight = 1.0 if self.equal else self._weights[line.reputation]
         label = f"{line.reputation.value}, weight {weight}"
         pick = self._group.make_pick(

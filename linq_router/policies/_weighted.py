@@ -145,8 +145,8 @@ class WeightedSchedule:
         weights: Mapping[Reputation, float],
         previous: WeightedSchedule,
     ) -> WeightedSchedule | None:
-        assert previous.rotation is not None  # noqa: S101  # checked by build
-        assert group.changed is not None  # noqa: S101
+        assert previous.rotation is not None  # checked by build
+        assert group.changed is not None
         total = previous.total
         amount: float = total.value  # type: ignore[assignment]
         added: list[tuple[str, Pick, float]] = []
@@ -172,6 +172,7 @@ class _CompiledWeighted:
     __slots__ = ("pick", "rotation", "schedule")
 
     pick: Callable[[PickContext], Pick]
+    schedule: WeightedSchedule
 
     def __init__(
         self, group: Group, weights: Mapping[Reputation, float], previous: CompiledSelector | None

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from linq_router._pick import make_context
-from linq_router.policies import compile_policy, parse_policy
-from linq_router.policies import CompiledPolicy
+from linq_router.policies import CompiledPolicy, compile_policy, parse_policy
 
 from .conftest import make_line, snap
 

@@ -9,8 +9,13 @@ import attrs
 import pytest
 
 from linq_router._pick import make_context
-from linq_router.policies import as_policy, compile_policy, parse_policy, round_robin
-from linq_router.policies import CompiledPolicy
+from linq_router.policies import (
+    CompiledPolicy,
+    as_policy,
+    compile_policy,
+    parse_policy,
+    round_robin,
+)
 
 from .conftest import make_line, snap
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable
-
-import math
 
 import attrs
 import pytest
@@ -13,9 +12,8 @@ import pytest
 from linq_router._errors import NoEligibleNumberError
 from linq_router._models import PhoneNumber, Reputation
 from linq_router._pick import make_context
-from linq_router.policies import as_policy, compile_policy, parse_policy, sticky
+from linq_router.policies import CompiledPolicy, as_policy, compile_policy, parse_policy, sticky
 from linq_router.policies._sticky import VNODES
-from linq_router.policies import CompiledPolicy
 from linq_router.state import MemoryState
 
 from .conftest import make_line, snap

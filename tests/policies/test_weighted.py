@@ -13,8 +13,13 @@ from hypothesis import strategies as st
 from linq_router._errors import NoEligibleNumberError
 from linq_router._models import Reputation
 from linq_router._pick import make_context
-from linq_router.policies import as_policy, compile_policy, parse_policy, reputation_weighted
-from linq_router.policies import CompiledPolicy
+from linq_router.policies import (
+    CompiledPolicy,
+    as_policy,
+    compile_policy,
+    parse_policy,
+    reputation_weighted,
+)
 from linq_router.policies._rotation import integer_weights
 
 from .conftest import make_line, snap
