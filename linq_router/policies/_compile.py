@@ -19,14 +19,17 @@ group's lines), about a millisecond per 100,000 lines.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 
 import attrs
 
+from linq_router._errors import PolicySpecError
 from linq_router._models import PhoneNumber, Snapshot
 from linq_router._pick import Cell, Pick, PickContext, Stage
 
 from ._base import (
+    MAX_GROUPS,
     CompiledSelector,
     Group,
     Kept,
@@ -35,6 +38,7 @@ from ._base import (
     Routed,
     Selector,
     _Empty,
+    check_size,
     logger,
 )
 
@@ -266,6 +270,7 @@ class _Compiler:
         self.old_records = previous._records if same and previous is not None else {}
         self.records: dict[tuple[int, str], _Record] = {}
         self.leaves: dict[str, _Leaf] = {}
+        self.width: dict[int, int] = {}  # the most groups one routing stage made, by index
 
     def leaf(
         self,
@@ -344,6 +349,18 @@ class _Compiler:
             rec = _full(filt, lines)
         self.records[(index, path)] = rec
         result = rec.result
+        if isinstance(result, Routed):
+            # Siblings at every level before this one will split about as much: stop
+            # before compiling a tree that size, not after.
+            self.width[index] = max(self.width.get(index, 1), len(result.groups))
+            estimate = math.prod(self.width.values())
+            if estimate > MAX_GROUPS:
+                msg = (
+                    f"policy {self.name!r} would split this snapshot into about {estimate} "
+                    f"groups, more than {MAX_GROUPS}; compiling stopped (use fewer routing "
+                    f"filters)"
+                )
+                raise PolicySpecError(msg)
         if isinstance(result, Kept):
             return self.descend(
                 index, rec, prev, changed, stages, path, ignore_health, warnings, ""
@@ -398,6 +415,7 @@ def compile_policy(
     if selector is None:
         msg = f"policy {policy.name!r} has no selector; end it with one"
         raise ValueError(msg)
+    check_size(policy)
     changed: frozenset[str] | None = None
     if (
         previous is not None

@@ -54,6 +54,7 @@ class Geomatch(BaseFilter):
 
     name = "geomatch"
     soft = True
+    routes = True  # splits its input into groups (see MAX_ROUTING)
 
     def compile(self, lines: tuple[PhoneNumber, ...]) -> Routed:
         """Group the lines by area code and by region, plus the whole set as fallback."""

@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 
 from linq_router._errors import PolicySpecError
 
-from ._base import BaseFilter, BaseSelector, Filter, Policy, Selector, _kind
+from ._base import BaseFilter, BaseSelector, Filter, Policy, Selector, _kind, check_size
 from ._geomatch import geomatch
 from ._round_robin import round_robin
 from ._skip_critical import skip_critical
@@ -338,13 +338,15 @@ def parse_policy(spec: str) -> Policy:
     .. versionadded:: 0.1
     """
     try:
-        return _parse_policy(spec)
+        policy = _parse_policy(spec)
     except PolicySpecError as exc:
         # Whatever was wrong, the reader's next question is "what may I write?".
         if "known names:" in str(exc):
             raise
         msg = f"{exc} (known names: {', '.join(available_policies())})"
         raise PolicySpecError(msg) from exc
+    check_size(policy)
+    return policy
 
 
 def _parse_policy(spec: str) -> Policy:
@@ -388,6 +390,7 @@ def as_policy(value: object) -> Policy:
         if value.selector is None:
             msg = f"policy {value.name!r} has no selector; end it with one (e.g. | round_robin())"
             raise PolicySpecError(msg)
+        check_size(value)
         return value
     kind = _kind(value)
     if kind == "selector":
