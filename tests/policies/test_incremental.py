@@ -106,7 +106,9 @@ def test_updated_rotation_keeps_exact_shares(spec: str) -> None:
     for i in range(0, 40, 3):
         line = pool.get(f"line-{i:05d}")
         assert line is not None
-        flipped = Reputation.HEALTHY if line.reputation is Reputation.AT_RISK else Reputation.AT_RISK
+        flipped = (
+            Reputation.HEALTHY if line.reputation is Reputation.AT_RISK else Reputation.AT_RISK
+        )
         pool = pool.replace_number(attrs.evolve(line, reputation=flipped))
         compiled = compile_policy(policy, pool, previous=compiled)
         for _ in range(5):
