@@ -27,7 +27,7 @@ import tenacity
 from ._answers import is_retryable, json_body
 from ._errors import LinqAPIError, LinqConnectionError
 from ._models import PhoneNumber
-from ._parsing import Warned, is_e164, parse_phone_number_list, parse_updated_number
+from ._parsing import LineMemo, Warned, is_e164, parse_phone_number_list, parse_updated_number
 
 __all__ = [
     "API_KEY_ENV",
@@ -132,6 +132,8 @@ class _ClientCore:
         self._retries_lock = threading.Lock()
         self._owns_http = True  # set by the subclass: False for a caller's httpx client
         self._warned = Warned()  # unknown values are logged once per client
+        # The lines of the last list, by raw entry: an unchanged entry is not rebuilt.
+        self._memo = LineMemo()
 
     @property
     def retries(self) -> int:
@@ -317,7 +319,7 @@ class LinqClient(_ClientCore):
         Bad entries are dropped with a warning; a body that is not the documented shape
         raises ``LinqResponseError``.
         """
-        return parse_phone_number_list(self._call("GET", _PHONE_NUMBERS), self._warned)
+        return parse_phone_number_list(self._call("GET", _PHONE_NUMBERS), self._warned, self._memo)
 
     def update_phone_number(
         self, phone_number_id: str, *, forwarding_number: str | None
@@ -407,7 +409,9 @@ class AsyncLinqClient(_ClientCore):
 
     async def list_phone_numbers(self) -> list[PhoneNumber]:
         """Every line assigned to the partner (``GET /v3/phone_numbers``)."""
-        return parse_phone_number_list(await self._call("GET", _PHONE_NUMBERS), self._warned)
+        return parse_phone_number_list(
+            await self._call("GET", _PHONE_NUMBERS), self._warned, self._memo
+        )
 
     async def update_phone_number(
         self, phone_number_id: str, *, forwarding_number: str | None

@@ -3,7 +3,8 @@
 Rules: a body that is not the documented shape raises ``LinqResponseError``; a bad
 entry inside an otherwise good list is dropped with a warning; values newer than this
 library (a reputation, line type or status it does not know) are kept as far as they
-can be and logged once per value.
+can be and logged once per value. An entry whose fields are those of an entry in the
+previous list (``LineMemo``) gets the line built from that one back.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any, cast
 from ._errors import LinqResponseError
 from ._models import LineStatus, LineType, PhoneNumber, Reputation
 
-__all__ = ["E164", "parse_phone_number_list", "parse_updated_number"]
+__all__ = ["E164", "LineMemo", "Warned", "parse_phone_number_list", "parse_updated_number"]
 
 logger = logging.getLogger("linq_router")
 
@@ -48,6 +49,45 @@ class Warned:
 
 
 _PROCESS_WARNED = Warned()
+
+
+class LineMemo:
+    """The lines built from the last list, by the content of the entries they came from.
+
+    Parsing with one hands back last time's ``PhoneNumber`` for every entry whose
+    fields are unchanged, so a refresh that changes nothing builds no new objects (no
+    validation, no digest, nothing new for the garbage collector to walk) and the
+    registry's next snapshot shares its lines with the last one. Only the last list is
+    remembered. Each client keeps its own; it is safe to share between threads.
+    """
+
+    def __init__(self) -> None:
+        self._lines: dict[tuple[object, ...], PhoneNumber] = {}
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+
+def _status_and_doc(obj: object) -> tuple[object, object] | None:
+    return (obj.get("status"), obj.get("doc_url")) if isinstance(obj, dict) else None
+
+
+def _entry_key(entry: dict[str, Any]) -> tuple[object, ...]:
+    """Every field ``parse_phone_number`` reads, so equal keys build equal lines.
+
+    (Values of different types that compare equal, such as ``1`` and ``True``, are all
+    ones the parser discards alike.) Unhashable values make an unhashable key.
+    """
+    reputation = _status_and_doc(entry.get("reputation"))
+    return (
+        entry.get("id"),
+        entry.get("phone_number"),
+        reputation,
+        _status_and_doc(entry.get("health_status")) if reputation is None else None,
+        entry.get("forwarding_number"),
+        entry.get("line_type"),
+        entry.get("status"),
+    )
 
 
 def is_e164(value: object) -> bool:
@@ -120,11 +160,14 @@ def parse_phone_number(entry: dict[str, Any], warned: Warned = _PROCESS_WARNED) 
     )
 
 
-def parse_phone_number_list(payload: object, warned: Warned = _PROCESS_WARNED) -> list[PhoneNumber]:
+def parse_phone_number_list(
+    payload: object, warned: Warned = _PROCESS_WARNED, memo: LineMemo | None = None
+) -> list[PhoneNumber]:
     """Parse a ``GET /v3/phone_numbers`` body.
 
     Raises ``LinqResponseError`` when the body is not ``{"phone_numbers": [...]}``, or
     when it lists lines but none of them is usable (a broken answer, not an empty pool).
+    With ``memo``, entries unchanged since the list it last saw reuse its lines.
     """
     if not isinstance(payload, dict):
         raise LinqResponseError(
@@ -135,19 +178,36 @@ def parse_phone_number_list(payload: object, warned: Warned = _PROCESS_WARNED) -
         raise LinqResponseError(
             f"expected 'phone_numbers' to be a list, got {type(entries).__name__}"
         )
+    last = memo._lines if memo is not None else {}
+    built: dict[tuple[object, ...], PhoneNumber] = {}
     numbers: list[PhoneNumber] = []
     seen: set[str] = set()
     for index, entry in enumerate(entries):
-        problem = _entry_problem(entry)
+        key: tuple[object, ...] | None = None
+        number: PhoneNumber | None = None
+        if memo is not None and isinstance(entry, dict):
+            key = _entry_key(entry)
+            try:
+                number = last.get(key)
+            except TypeError:  # a list or an object where a value belongs
+                key = None
+        # A remembered entry passed these checks already (same id, same number).
+        problem = None if number is not None else _entry_problem(entry)
         if problem is None and entry["id"] in seen:
             problem = f"duplicate id {entry['id']!r}"
         if problem is not None:
             logger.warning("dropping phone_numbers[%d]: %s", index, problem)
             continue
         seen.add(entry["id"])
-        numbers.append(parse_phone_number(entry, warned))
+        if number is None:
+            number = parse_phone_number(entry, warned)
+        if key is not None:
+            built[key] = number
+        numbers.append(number)
     if entries and not numbers:
         raise LinqResponseError(f"none of the {len(entries)} listed lines is usable")
+    if memo is not None:
+        memo._lines = built
     return numbers
 
 

@@ -404,6 +404,36 @@ def test_absurdly_nested_json_is_a_response_error() -> None:
         client.list_phone_numbers()
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"phone_numbers": [], "score": NaN}',  # JSON the standard library reads
+        b'{"phone_numbers": [], "n": %d}' % 2**70,  # an integer past 64 bits
+        '{"phone_numbers": []}'.encode("utf-16"),  # UTF-16, with its byte-order mark
+    ],
+)
+def test_json_the_fast_parser_refuses_still_parses(
+    server: FakeLinqServer, clock: FakeClock, body: bytes
+) -> None:
+    """Bodies orjson refuses but json accepts read as before, through the standard library."""
+    server.fail_next("malformed", body=body)  # a 200 with exactly these bytes
+    with make(server, clock) as client:
+        assert client.list_phone_numbers() == []
+
+
+def test_an_unchanged_list_reuses_the_lines_it_built(
+    server: FakeLinqServer, clock: FakeClock
+) -> None:
+    """Listing twice returns the same line objects for lines that did not change."""
+    with make(server, clock) as client:
+        first = client.list_phone_numbers()
+        server.set_reputation(server.numbers[0]["id"], "CRITICAL")
+        second = client.list_phone_numbers()
+    assert second[0] is not first[0]
+    assert second[0].reputation is Reputation.CRITICAL
+    assert all(a is b for a, b in zip(first[1:], second[1:], strict=True))
+
+
 def test_code_3006_is_retried_whatever_its_status() -> None:
     """Linq's 3006 ("internal error") is retried even if it came with a 4xx status."""
     answers = iter(

@@ -10,7 +10,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from linq_router import LinqResponseError, PhoneNumber, Reputation
-from linq_router._parsing import is_e164, parse_phone_number_list, parse_updated_number
+from linq_router._parsing import (
+    LineMemo,
+    is_e164,
+    parse_phone_number_list,
+    parse_updated_number,
+)
 
 DOC = "https://docs.linqapp.com/guides/phone-numbers/phone-reputation#healthy"
 
@@ -190,6 +195,49 @@ def test_any_json_yields_lines_or_response_error(payload: object) -> None:
         assert line.forwarding_number is None or is_e164(line.forwarding_number)
         assert line.line_type in (None, "iMessage", "RCS")
         assert line.status in (None, "ACTIVE", "FLAGGED")
+
+
+def _lines_or_error(payload: object, memo: LineMemo | None = None) -> object:
+    try:
+        return parse_phone_number_list(payload, memo=memo)
+    except LinqResponseError as exc:
+        return type(exc)
+
+
+@given(st.lists(st.one_of(entry_like, json_values), max_size=8), st.data())
+def test_a_memo_never_changes_what_is_parsed(entries: list[Any], data: st.DataObject) -> None:
+    """With a memo of an earlier list, a list parses to exactly what it does without one."""
+    earlier = {"phone_numbers": data.draw(st.permutations(entries))}
+    later = {"phone_numbers": data.draw(st.lists(st.sampled_from(entries) | entry_like))
+             if entries else []}
+    memo = LineMemo()
+    assert _lines_or_error(earlier, memo) == _lines_or_error(earlier)
+    assert _lines_or_error(later, memo) == _lines_or_error(later)
+
+
+def test_an_unchanged_entry_gets_last_times_line_back() -> None:
+    """Parsing the same list again with a memo returns the very same objects."""
+    rows = [
+        entry(reputation={"status": "HEALTHY", "doc_url": DOC}, line_type="iMessage"),
+        entry("6ba7b810-9dad-11d1-80b4-00c04fd430c8", "+12025551235", status="ACTIVE"),
+    ]
+    memo = LineMemo()
+    first = parse_phone_number_list({"phone_numbers": rows}, memo=memo)
+    rows[1] = {**rows[1], "status": "FLAGGED"}
+    second = parse_phone_number_list({"phone_numbers": rows}, memo=memo)
+    assert second[0] is first[0]
+    assert second[1] is not first[1]
+    assert second[1].is_flagged
+    assert len(memo) == 2  # only the last list is remembered
+
+
+def test_a_memo_skips_entries_it_cannot_key() -> None:
+    """An unhashable value (a list where a string belongs) is parsed, just not remembered."""
+    memo = LineMemo()
+    rows = [entry(line_type=["iMessage"])]
+    [line] = parse_phone_number_list({"phone_numbers": rows}, memo=memo)
+    assert line.line_type is None
+    assert len(memo) == 0
 
 
 @given(json_values | entry_like)
