@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import gc
 import logging
 import math
 import os
@@ -249,6 +250,15 @@ class _RegistryCore(Generic[_C]):
                 )
                 self._queue_notice_locked(previous, snapshot)
                 break
+        # The snapshot will live for a TTL or more, and so will most of what the
+        # process built before it. Moving all of that to the permanent generation
+        # keeps the collector from walking it again on every full collection (a full
+        # collection is what follows building thousands of new objects, and it holds
+        # the GIL, stalling every picking thread, for as long as the walk takes). It
+        # also keeps those pages unwritten, so forked workers share them. The cost:
+        # cyclic garbage alive right now is never collected; the lines themselves are
+        # acyclic and are freed by reference counting.
+        gc.freeze()
         return snapshot
 
     def _record_failure(self, exc: BaseException) -> None:
