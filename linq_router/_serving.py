@@ -18,6 +18,7 @@ same group is taken in turn.
 
 from __future__ import annotations
 
+import gc
 import itertools
 import logging
 import os
@@ -159,7 +160,9 @@ class _Serving:
                 current = self._compiled.get(purpose)
                 if current is None or current.version != snapshot.version:
                     self._compiled = {**self._compiled, purpose: compiled}
-                return self._compiled[purpose]
+                served = self._compiled[purpose]
+            gc.freeze()  # see _work
+            return served
 
     def _after_must_wait(self, snapshot: Snapshot, purpose: str) -> Served:
         """The interim had nothing to pick: wait for the worker's compile, or compile."""
@@ -232,6 +235,10 @@ class _Serving:
                     self._compiled = {**self._compiled, purpose: compiled}
                 else:  # a newer snapshot came meanwhile: mask from this fresher base
                     self._interim_locked(compiled, newer, purpose)
+            # As the registry does after installing a snapshot (see _registry_core): the
+            # compiled policy lives until the next change, so keep full collections from
+            # walking its hundreds of thousands of picks again, with the GIL held.
+            gc.freeze()
 
     def settle(self, timeout: float | None = 10.0) -> bool:
         """Wait until every announced snapshot is compiled and swapped in.
