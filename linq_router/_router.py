@@ -1,10 +1,11 @@
 """``Router`` and ``AsyncRouter``: registry -> compiled policy -> ``Pick``.
 
 Everything but reading the snapshot is shared (``_RouterCore``): the two routers
-differ only in whether ``registry.snapshot()`` is awaited. Policies compile when the
-registry announces a new snapshot (``subscribe``), and a pick double-checks the
-snapshot's ``version``, so a router without notices, or one that raced a refresh,
-still never picks from an outdated compile. A warm pick takes no lock of its own.
+differ only in whether ``registry.snapshot()`` is awaited. A new snapshot (announced
+by the registry, or noticed by a pick through its ``version``) is compiled off the
+pick path, incrementally, while picks are served from the previous compile with the
+newly ineligible lines masked (``_serving``); only a purpose's first compile makes a
+caller wait. A warm pick takes no lock of its own.
 """
 
 from __future__ import annotations
@@ -204,6 +205,12 @@ class Router(_RouterCore):
 
     Sticky conversations can be changed: ``forget(to)`` drops the remembered line,
     ``pin(to, line)`` sets it (see ``linq_router.state`` for where it is kept).
+
+    A pick never waits for a compile once the purpose has been compiled once: a new
+    snapshot is compiled in a background thread, only for the lines that changed, and
+    swapped in whole; meanwhile picks come from the previous compile, never from a line
+    the new snapshot made ineligible (gone, CRITICAL or FLAGGED). ``settle()`` waits
+    for the swap, for tests.
 
     .. versionadded:: 0.1
     """
