@@ -1,13 +1,15 @@
 """Run every benchmark, print the tables, write docs/benchmarks.md and its plot.
 
 Run: ``python benchmarks/run.py [--quick] [--no-write]``. ``--quick`` (CI) uses fewer
-repetitions; ``--no-write`` prints without touching docs/.
+repetitions, and for the pool-change benchmark smaller pools, fewer specs and 1 s
+windows; ``--no-write`` prints without touching docs/.
 """
 
 from __future__ import annotations
 
 import argparse
 
+import bench_change
 import bench_pick
 import bench_registry
 from _plot import latency_chart
@@ -26,10 +28,13 @@ def main() -> None:
     print(pick_text)
     registry_text = bench_registry.run(quick=args.quick)
     print(registry_text)
+    change_text = bench_change.section(quick=args.quick)
+    print(change_text)
     chart = latency_chart(series, title="Warm Router.pick: ns per pick by pool size")
     if not args.no_write:
         write_section("pick", pick_text)
         write_section("registry", registry_text)
+        write_section("change", change_text)
         PLOT.write_text(chart, encoding="utf-8")
         print(f"wrote {DOC} and {PLOT}")
 
