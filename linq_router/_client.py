@@ -3,6 +3,10 @@
 Everything that does no I/O (configuration, request building, the retry rules) lives
 in ``_ClientCore``, and turning answers into values or errors in ``_answers``; the two
 clients only send requests and sleep, each in its own way.
+
+After ``os.fork()`` the child gives every live client (``_LIVE``) a connection pool of
+its own: sockets inherited from the parent are shared with it, and two processes
+writing requests to one connection read each other's answers.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import random
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any
@@ -58,6 +63,19 @@ def _version() -> str:
 
 def _not_number(value: object) -> bool:
     return isinstance(value, bool) or not isinstance(value, (int, float))
+
+
+# Every client alive in this process, for the fork hook below.
+_LIVE: weakref.WeakSet[_ClientCore] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for client in list(_LIVE):
+        client._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _awaitable_sleep(
@@ -134,6 +152,14 @@ class _ClientCore:
         self._warned = Warned()  # unknown values are logged once per client
         # The lines of the last list, by raw entry: an unchanged entry is not rebuilt.
         self._memo = LineMemo()
+        # The parent's connection pools, after a fork: kept, never closed, so that no
+        # finalizer in the child ever touches sockets the parent is still using.
+        self._inherited: list[object] = []
+        _LIVE.add(self)
+
+    def _after_fork_in_child(self) -> None:
+        # A parent thread may have held it at the fork: it would stay locked for ever.
+        self._retries_lock = threading.Lock()
 
     @property
     def retries(self) -> int:
@@ -261,6 +287,10 @@ class LinqClient(_ClientCore):
     or ``transport`` to hand httpx a transport. ``sleep``, ``clock`` and ``rng`` are
     there so tests drive time instead of waiting on it.
 
+    A client built before ``os.fork()`` works in the child: the child's first request
+    opens connections of its own (the parent's are left alone). An ``http_client`` or
+    a pooling ``transport`` you passed is yours to rebuild in the child.
+
     >>> with LinqClient() as client:  # doctest: +SKIP
     ...     lines = client.list_phone_numbers()
 
@@ -298,7 +328,17 @@ class LinqClient(_ClientCore):
         )
         self._sleep = sleep
         self._owns_http = http_client is None
-        self._http = http_client or httpx.Client(transport=transport, timeout=self._timeout())
+        self._transport = transport
+        self._http = http_client or self._new_http()
+
+    def _new_http(self) -> httpx.Client:
+        return httpx.Client(transport=self._transport, timeout=self._timeout())
+
+    def _after_fork_in_child(self) -> None:
+        super()._after_fork_in_child()
+        if self._owns_http:
+            self._inherited.append(self._http)
+            self._http = self._new_http()
 
     def _call(self, method: str, path: str, body: object = None) -> object:
         request = self._request(method, path, body)
@@ -354,7 +394,7 @@ class AsyncLinqClient(_ClientCore):
     """Asynchronous twin of ``LinqClient``: the same arguments, awaitable methods.
 
     ``http_client`` is an ``httpx.AsyncClient`` and ``sleep`` an async callable
-    (default ``asyncio.sleep``).
+    (default ``asyncio.sleep``). Safe across ``os.fork()`` like ``LinqClient``.
 
     .. versionadded:: 0.1
     """
@@ -390,7 +430,17 @@ class AsyncLinqClient(_ClientCore):
         )
         self._sleep = _awaitable_sleep(sleep)
         self._owns_http = http_client is None
-        self._http = http_client or httpx.AsyncClient(transport=transport, timeout=self._timeout())
+        self._transport = transport
+        self._http = http_client or self._new_http()
+
+    def _new_http(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=self._transport, timeout=self._timeout())
+
+    def _after_fork_in_child(self) -> None:
+        super()._after_fork_in_child()
+        if self._owns_http:
+            self._inherited.append(self._http)
+            self._http = self._new_http()
 
     async def _call(self, method: str, path: str, body: object = None) -> object:
         request = self._request(method, path, body)

@@ -10,8 +10,10 @@ previous list (``LineMemo``) gets the line built from that one back.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import threading
+import weakref
 from typing import Any, cast
 
 from ._errors import LinqResponseError
@@ -37,6 +39,7 @@ class Warned:
     def __init__(self) -> None:
         self._seen: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
+        _LIVE_WARNED.add(self)
 
     def once(self, kind: str, value: str) -> None:
         """Log ``value`` of ``kind`` as unknown, unless this owner already did."""
@@ -47,6 +50,19 @@ class Warned:
             self._seen.add(key)
         logger.warning("Linq sent an unknown %s %r; treating it as unknown", kind, value)
 
+
+# Every Warned alive, so that a forked child gets fresh locks (a thread of the parent
+# may have held one at the fork; it would stay locked in the child for ever).
+_LIVE_WARNED: weakref.WeakSet[Warned] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for warned in list(_LIVE_WARNED):
+        warned._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 _PROCESS_WARNED = Warned()
 

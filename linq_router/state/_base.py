@@ -1,10 +1,13 @@
 """The ``StateBackend`` protocol: where ``sticky`` remembers each conversation's line.
 
 Keys are conversation keys (``PickContext.key``: the sorted recipient handles);
-values are line ids. A backend must be safe to call from many threads; it may forget
-entries on its own (a bounded cache evicts, a shared store may expire them): the
-policy then re-derives the line by consistent hashing, which every process agrees on,
-so forgetting costs stability only where the pool changed in between.
+values are line ids. A backend must be safe to call from many threads, and keep
+working in a child made by ``os.fork()`` (one that holds a lock renews it there, as
+``MemoryState`` does with ``os.register_at_fork``, since a parent thread may have held
+it at the fork); it may forget entries on its own (a bounded cache evicts, a shared
+store may expire them): the policy then re-derives the line by consistent hashing,
+which every process agrees on, so forgetting costs stability only where the pool
+changed in between.
 
 Rotation cursors are deliberately not here: a cursor means something only together
 with the schedule it indexes, which is compiled per process and per snapshot. A shared

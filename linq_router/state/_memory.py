@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from collections import OrderedDict
 
 __all__ = ["MemoryState"]
+
+# Every MemoryState alive, so that a forked child gets fresh locks: a parent thread in
+# the middle of a pick may hold one at the fork, and in the child nobody would ever
+# release it.
+_LIVE: weakref.WeakSet[MemoryState] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for state in list(_LIVE):
+        state._lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class MemoryState:
@@ -17,6 +33,9 @@ class MemoryState:
     rather than ``cachetools.LRUCache``, whose pure-Python bookkeeping doubled the
     cost of a sticky pick.
 
+    The memory is per process. A child made by ``os.fork()`` starts with a copy of
+    the parent's assignments and goes on on its own.
+
     .. versionadded:: 0.1
     """
 
@@ -27,6 +46,7 @@ class MemoryState:
         self.max_size = max_size
         self._cache: OrderedDict[str, str] = OrderedDict()
         self._lock = threading.Lock()
+        _LIVE.add(self)
 
     def __repr__(self) -> str:
         return f"MemoryState(max_size={self.max_size}, size={len(self)})"
@@ -47,7 +67,8 @@ class MemoryState:
         with self._lock:
             self._cache[key] = line_id
             self._cache.move_to_end(key)
-            if len(self._cache) > self.max_size:
+            # (A loop, not one pop: a fork can leave a copy caught between the two.)
+            while len(self._cache) > self.max_size:
                 self._cache.popitem(last=False)
 
     def delete_assignment(self, key: str) -> bool:
