@@ -434,6 +434,27 @@ def test_an_unchanged_list_reuses_the_lines_it_built(
     assert all(a is b for a, b in zip(first[1:], second[1:], strict=True))
 
 
+def test_a_byte_identical_list_is_not_parsed_again(
+    server: FakeLinqServer, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The same answer twice gives the same lines, parsed (and warned about) once."""
+    body = (
+        b'{"phone_numbers": [{"id": "a", "phone_number": "+12025550101"},'
+        b' {"id": "b", "phone_number": "not a number"}]}'
+    )
+    server.fail_next("malformed", times=2, body=body)
+    with make(server, clock) as client, caplog.at_level(logging.WARNING, logger="linq_router"):
+        first = client.list_phone_numbers()
+        second = client.list_phone_numbers()
+        third = client.list_phone_numbers()  # the fake's own, different answer
+    assert second == first
+    assert second is not first
+    assert second[0] is first[0]
+    assert len(third) == len(server.numbers)
+    dropped = [r for r in caplog.records if "dropping phone_numbers[1]" in r.getMessage()]
+    assert len(dropped) == 1
+
+
 def test_code_3006_is_retried_whatever_its_status() -> None:
     """Linq's 3006 ("internal error") is retried even if it came with a 4xx status."""
     answers = iter(
