@@ -68,6 +68,20 @@ def test_version_changes_only_with_content(
     assert snap.numbers[0].reputation is Reputation.CRITICAL
 
 
+def test_a_refresh_keeps_unchanged_lines_and_names_the_changed_one(
+    server: FakeLinqServer, client: LinqClient, clock: FakeClock
+) -> None:
+    """After a one-line change, the other lines are the same objects; changes_since knows."""
+    registry = Registry(client, ttl=10, clock=clock)
+    old = registry.snapshot()
+    target = server.numbers[0]["id"]
+    server.set_reputation(target, "CRITICAL")
+    new = registry.refresh()
+    assert new.changes_since(old) == {target}
+    assert all(a is b for a, b in zip(old.numbers[1:], new.numbers[1:], strict=True))
+    assert registry.refresh().changes_since(new) == frozenset()
+
+
 def test_fifty_threads_on_a_cold_registry_send_one_request(
     server: FakeLinqServer,
     client: LinqClient,
