@@ -243,6 +243,10 @@ def _child_changed(
     if before is None:
         return None
     after = rec.passed[key]
+    if (before is prev.given) != (after is rec.given):
+        # A soft filter started or stopped falling back to every line: what it passes
+        # on changed wholesale, not just in the changed lines. Compile below afresh.
+        return None
     return frozenset(i for i in changed if i in before or i in after)
 
 

@@ -69,7 +69,7 @@ def _answer(compiled: object, ctx: PickContext) -> tuple[frozenset[str], str | N
     return candidates, " → ".join(str(stage) for stage in explanation.stages)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(
     spec=st.sampled_from(SPECS),
     first=st.lists(lines_st, max_size=12),
@@ -188,3 +188,15 @@ def test_too_large_specs_are_refused_quickly() -> None:
     pool = Snapshot([make_line(i, number=f"+1202{i:07d}") for i in range(200)])
     with pytest.raises(PolicySpecError, match="about 40000 groups, more than 20000"):
         compile_policy(many, pool)
+
+
+def test_a_soft_filter_that_stops_falling_back_recompiles_below() -> None:
+    """prefer-imessage passing every line, then only the new iMessage one: no RCS left."""
+    policy = parse_policy("prefer-imessage | round-robin")
+    rcs = Snapshot([make_line(1, line_type="RCS")])
+    compiled = compile_policy(policy, rcs)
+    both = rcs.derive([*rcs, make_line(2, line_type="iMessage")])
+    compiled = compile_policy(policy, both, previous=compiled)
+    ctx = make_context("+14155550000")
+    assert [n.id for n in compiled.candidates(ctx)] == ["line-00002"]
+    assert {compiled.pick(ctx).number.id for _ in range(4)} == {"line-00002"}
