@@ -214,8 +214,24 @@ class Snapshot:
 
     def replace_number(self, updated: PhoneNumber, *, fetched_at: float | None = None) -> Snapshot:
         """A new snapshot with the line of the same id replaced by ``updated``."""
-        numbers = tuple(updated if n.id == updated.id else n for n in self.numbers)
-        replaced = Snapshot(numbers, self.fetched_at if fetched_at is None else fetched_at)
+        when = self.fetched_at if fetched_at is None else fetched_at
+        old = self._by_key.get(updated.id)
+        if old is None or old.id != updated.id or old.phone_number != updated.phone_number:
+            numbers = tuple(updated if n.id == updated.id else n for n in self.numbers)
+            replaced = Snapshot(numbers, when)
+        else:
+            # The common case (a reputation, status or forwarding change): copy the index
+            # instead of rebuilding it, and compare by identity.
+            numbers = tuple([updated if n is old else n for n in self.numbers])
+            by_key = dict(self._by_key)
+            for key in (updated.id, updated.phone_number):
+                if by_key.get(key) is old:
+                    by_key[key] = updated
+            replaced = object.__new__(Snapshot)
+            object.__setattr__(replaced, "numbers", numbers)
+            object.__setattr__(replaced, "fetched_at", when)
+            object.__setattr__(replaced, "version", _content_version(numbers))
+            object.__setattr__(replaced, "_by_key", by_key)
         changed = frozenset({updated.id}) if replaced.version != self.version else frozenset()
         object.__setattr__(replaced, "_parent", (self.version, changed))
         return replaced

@@ -132,8 +132,9 @@ class _Serving:
         return self._first_compile(snapshot, purpose)
 
     def _interim_locked(self, base: CompiledPolicy, snapshot: Snapshot, purpose: str) -> Served:
-        if base.version == snapshot.version:
+        if base.version == snapshot.version:  # back to what was compiled (A, B, A)
             served: Served = base
+            self._pending.pop(purpose, None)
         else:
             changed = snapshot.changes_since(base.snapshot) if base.snapshot else frozenset()
             masked = frozenset(i for i in changed if _ineligible(_line(snapshot, i)))
@@ -231,10 +232,11 @@ class _Serving:
             with self._lock:
                 self._bases[purpose] = compiled
                 newer = self._pending.get(purpose)
-                if newer is None:
-                    self._compiled = {**self._compiled, purpose: compiled}
-                else:  # a newer snapshot came meanwhile: mask from this fresher base
+                current = self._compiled.get(purpose)
+                if newer is not None:  # a newer snapshot came meanwhile: mask from here
                     self._interim_locked(compiled, newer, purpose)
+                elif current is None or current.version == compiled.version:
+                    self._compiled = {**self._compiled, purpose: compiled}
             # As the registry does after installing a snapshot (see _registry_core): the
             # compiled policy lives until the next change, so keep full collections from
             # walking its hundreds of thousands of picks again, with the GIL held.

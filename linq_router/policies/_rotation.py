@@ -107,7 +107,6 @@ class Rotation:
         "_keys",
         "_lines",
         "_span",
-        "_time_of",
         "_times",
         "pick",
     )
@@ -183,17 +182,27 @@ class Rotation:
             entries.append(_copy(picks[p]) if p in seen else picks[p])
             seen.add(p)
         self._entries = entries
-        self._time_of = {id(entry): t for entry, t in zip(entries, self._times, strict=True)}
         self.pick = _cycler(tuple(entries))
 
     def _position(self) -> int:
         """The index of the entry due next (taken from the cycle, never handed out)."""
         entry = self.pick(_NO_CONTEXT)
-        at = bisect.bisect_left(self._times, self._time_of[id(entry)])
-        entries = self._entries
-        while entries[at] is not entry:  # equal times: find this very entry
-            at += 1
-        return at
+        entries, times = self._entries, self._times
+        # The entry's line says which few times it can be at: no index of every entry
+        # is kept (copying one for each update would cost as much as the schedule).
+        info = self._lines.get(getattr(getattr(entry, "number", None), "id", ""))
+        if info is not None:
+            weight, first = info
+            stride = self._span // weight
+            for m in range(weight):
+                t = first + m * stride
+                at = bisect.bisect_left(times, t)
+                while at < len(times) and times[at] == t:
+                    if entries[at] is entry:
+                        return at
+                    at += 1
+        # Keys that are not the picks' line ids: look for the entry itself.
+        return next(at for at, candidate in enumerate(entries) if candidate is entry)
 
     def _phases_now(self) -> dict[str, tuple[int, int, int]]:
         """Each line's (distance to its next event, stride, order) at the current position."""
@@ -262,7 +271,7 @@ class _Edit:
         self.now = rotation._times[rotation._position()]
         self.times, self.keys = list(rotation._times), list(rotation._keys)
         self.entries = list(rotation._entries)
-        self.time_of, self.lines = dict(rotation._time_of), dict(rotation._lines)
+        self.lines = dict(rotation._lines)
         self.departed = dict(rotation._departed)
         self.leaving: dict[str, tuple[int, int]] = {}
 
@@ -279,7 +288,6 @@ class _Edit:
             at = bisect.bisect_left(times, first + m * stride)
             while keys[at] != key:
                 at += 1
-            del self.time_of[id(entries[at])]
             del times[at], keys[at], entries[at]
 
     def put_in(self, key: str, pick: Pick, weight: int, distance: int, *, wins_ties: bool) -> None:
@@ -295,7 +303,6 @@ class _Edit:
             self.times.insert(at, t)
             self.keys.insert(at, key)
             self.entries.insert(at, entry)
-            self.time_of[id(entry)] = t
 
     def finish(self) -> Rotation | None:
         """The edited rotation, its cycle starting at the entry due now."""
@@ -305,7 +312,7 @@ class _Edit:
         rotation = Rotation.__new__(Rotation)
         rotation._ints, rotation._span = self.rotation._ints, self.span
         rotation._lines, rotation._times, rotation._keys = self.lines, self.times, self.keys
-        rotation._entries, rotation._time_of = self.entries, self.time_of
+        rotation._entries = self.entries
         rotation._departed = _bounded(self.departed, len(self.lines))
         start = bisect.bisect_left(self.times, self.now)
         rotation.pick = _cycler(tuple(self.entries[start:] + self.entries[:start]))
