@@ -224,12 +224,18 @@ def _full(filt: object, given: Lines) -> _Record:
         return _Record(given, answer, {"": passed}, (kept, counts))
     result = filt.compile(tuple(given.values()))  # type: ignore[attr-defined]
     if isinstance(result, Kept):
-        return _Record(given, result, {"": _by_id(result.lines)})
+        return _Record(given, result, {"": _passed(result, given)})
     if isinstance(result, Routed):
-        passed_on: dict[str, Lines] = {k: _by_id(kept.lines) for k, kept in result.groups.items()}
+        passed_on = {key: _passed(kept, given) for key, kept in result.groups.items()}
         return _Record(given, result, passed_on)
     msg = f"filter {filt!r} returned {type(result).__name__}; expected Kept or Routed"
     raise TypeError(msg)
+
+
+def _passed(kept: Kept, given: Lines) -> Lines:
+    # A group of every line the stage was given is passed on as the same mapping, as
+    # the incremental updates do: _child_changed tells "all" from "some" by identity.
+    return given if len(kept.lines) == len(given) else _by_id(kept.lines)
 
 
 def _child_changed(

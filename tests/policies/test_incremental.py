@@ -200,3 +200,29 @@ def test_a_soft_filter_that_stops_falling_back_recompiles_below() -> None:
     ctx = make_context("+14155550000")
     assert [n.id for n in compiled.candidates(ctx)] == ["line-00002"]
     assert {compiled.pick(ctx).number.id for _ in range(4)} == {"line-00002"}
+
+
+@pytest.mark.parametrize("spec", ["geomatch | sticky", "skip-critical | sticky"])
+def test_a_changed_line_never_rebuilds_a_whole_ring(
+    spec: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the first compile, a changed line updates the rings; none is built afresh."""
+    from linq_router.policies import _sticky
+
+    pool = Snapshot([_line(i, "HEALTHY", "ACTIVE", "iMessage") for i in range(1, 15)])
+    policy = parse_policy(spec)
+    compiled = compile_policy(policy, pool)
+    builds: list[str] = []
+    original = _sticky._CompiledSticky._build
+
+    def counting(self: _sticky._CompiledSticky, lines: list[PhoneNumber]) -> None:
+        builds.append(self._group.path)
+        original(self, lines)
+
+    monkeypatch.setattr(_sticky._CompiledSticky, "_build", counting)
+    for rep in (Reputation.CRITICAL, Reputation.AT_RISK, Reputation.HEALTHY):
+        line = pool.get("line-00004")
+        assert line is not None
+        pool = pool.replace_number(attrs.evolve(line, reputation=rep))
+        compiled = compile_policy(policy, pool, previous=compiled)
+    assert builds == []
