@@ -4,15 +4,21 @@ The charts are inline SVG drawn here in Python, with inline CSS and a few lines 
 inline JavaScript; nothing is fetched when the page is viewed. Once the page has
 loaded, the script sets ``data-charts`` on ``<body>`` to the number of charts it
 found, so a headless browser can tell the page rendered.
+
+Every chart has a ``viewBox`` and shrinks with the window (``max-width: 100%``), so
+the page fits a narrow one without scrolling sideways. The share-of-picks bars of
+every section share one scale, and the reputation strips share one time axis on
+which the pool events are marked and numbered as in the list of events.
 """
 
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Sequence
 
 from ._models import Reputation
-from ._simulate import TICK_SECONDS, LineHistory, RunResult, percent
+from ._simulate import TICK_SECONDS, TTL, LineHistory, PoolEvent, RunResult, percent
 
 __all__ = ["BAR_COLOR", "REPUTATION_HEX", "render_html"]
 
@@ -26,19 +32,43 @@ REPUTATION_HEX = {
 BAR_COLOR = "#1f77b4"
 """The colour of the share-of-picks bars."""
 _ABSENT = "#dddddd"
+_EVENT = "#333333"
+_FLAGGED_OPACITY = "0.35"
+"""How strongly a FLAGGED stretch of a strip shows its reputation colour."""
+
+# The lines chart, in viewBox units (CSS pixels when the window is wide enough): a
+# label column, the reputation strips, then the share bars and their values.
+_LABEL_W, _STRIP_W, _GAP, _BAR_W, _VALUE_W = 118.0, 360.0, 30.0, 220.0, 50.0
+_CHART_W = _LABEL_W + _STRIP_W + _GAP + _BAR_W + _VALUE_W
+_ROW_H, _CELL_H = 22.0, 16.0
+_ROWS_TOP = 46.0
+"""Where the first row starts: below the column titles and the event numbers."""
+_AXIS_H = 34.0
+_TIME_STEPS = (5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0)
 
 _CSS = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #222; }
-h1 { font-size: 22px; } h2 { font-size: 18px; margin-top: 32px; }
+h1 { font-size: 22px; overflow-wrap: anywhere; } h2 { font-size: 18px; margin-top: 32px; }
+.scroll { overflow-x: auto; max-width: 100%; }
 table.figures { border-collapse: collapse; margin: 12px 0; }
 table.figures th, table.figures td { border: 1px solid #ccc; padding: 4px 10px;
   text-align: left; vertical-align: top; }
 table.figures th { background: #f4f4f4; }
+table.figures code { overflow-wrap: anywhere; }
 .ok { color: #2ca02c; font-weight: bold; } .bad { color: #d62728; font-weight: bold; }
-.legend span { display: inline-block; width: 12px; height: 12px; margin: 0 4px 0 12px;
+.legend p { margin: 4px 0; }
+.legend .swatch { display: inline-block; width: 12px; height: 12px; margin: 0 4px 0 12px;
   vertical-align: middle; }
-svg.chart { display: block; margin: 8px 0; }
+.legend .swatch.marker { width: 2px; margin-left: 17px; margin-right: 9px; }
+.caption { margin: 4px 0; color: #555; }
+svg.chart { display: block; margin: 8px 0; max-width: 100%; height: auto; }
 svg text { font: 12px system-ui, sans-serif; fill: #222; }
+svg text.axis { font-size: 11px; fill: #555; }
+svg text.event { font-size: 10px; font-weight: bold; fill: #fff; }
+@media (max-width: 760px) {
+  body { margin: 12px; }
+  table.figures th, table.figures td { padding: 3px 6px; }
+}
 """
 
 _SCRIPT = """
@@ -52,66 +82,200 @@ def _e(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _lines_chart(result: RunResult) -> str:
-    """Rows of: number, reputation timeline strip, share-of-picks bar with its value."""
-    row_h, label_w, strip_w, bar_w, gap = 22, 150, 360, 300, 16
-    width = label_w + strip_w + gap + bar_w + 70
-    height = row_h * len(result.lines) + 28
-    peak = max((result.share(h.id) for h in result.lines), default=0.0) or 1.0
+def _svg(kind: str, width: float, height: float, label: str) -> str:
+    """The opening tag of a chart that scales with the window (its viewBox)."""
+    return (
+        f'<svg class="chart {kind}" xmlns="http://www.w3.org/2000/svg" width="{width:g}" '
+        f'height="{height:g}" viewBox="0 0 {width:g} {height:g}" role="img" '
+        f'aria-label="{_e(label)}">'
+    )
+
+
+def _nice_step(span: float, most: int) -> float:
+    """The smallest 1, 2, 2.5 or 5 times a power of ten that cuts ``span`` in <= ``most``."""
+    if span <= 0:
+        return 1.0
+    power = 10.0 ** math.floor(math.log10(span / most))
+    for factor in (1.0, 2.0, 2.5, 5.0, 10.0):
+        if span / (factor * power) <= most + 1e-9:
+            return factor * power
+    return 10.0 * power  # pragma: no cover - the loop always returns by factor 10
+
+
+def _share_scale(results: Sequence[RunResult]) -> tuple[float, float]:
+    """(full-bar share, tick step): one scale for every section of the report."""
+    peak = max((r.share(h.id) for r in results for h in r.lines), default=0.0)
+    if peak <= 0:
+        return 1.0, 0.25
+    step = _nice_step(peak, 5)
+    return math.ceil(peak / step - 1e-9) * step, step
+
+
+def _ticks(result: RunResult) -> int:
+    return len(result.lines[0].reputations) if result.lines else 0
+
+
+def _time_x(tick: float, ticks: int) -> float:
+    """The x of the start of ``tick`` on the strips' time axis."""
+    return _LABEL_W + _STRIP_W * tick / (ticks or 1)
+
+
+def _lines_chart(result: RunResult, scale: tuple[float, float]) -> str:
+    """Rows of: number, reputation strip over time, share-of-picks bar with its value.
+
+    Below the rows, a time axis under the strips and a share axis under the bars;
+    across the strips, one numbered dashed line per pool event.
+    """
+    full, step = scale
+    ticks = _ticks(result)
+    rows_h = _ROW_H * len(result.lines)
+    height = _ROWS_TOP + rows_h + _AXIS_H
+    bar_x = _LABEL_W + _STRIP_W + _GAP
     parts = [
-        f'<svg class="chart lines" xmlns="http://www.w3.org/2000/svg" width="{width}" '
-        f'height="{height}" role="img" aria-label="share of picks per line">',
-        f'<text x="{label_w}" y="14">reputation over time ({_e(_duration(result))})</text>',
-        f'<text x="{label_w + strip_w + gap}" y="14">share of picks</text>',
+        _svg("lines", _CHART_W, height, "reputation over time and share of picks per line"),
+        f'<text x="{_LABEL_W:g}" y="14">reputation, as the registry saw it</text>',
+        f'<text x="{bar_x:g}" y="14">share of all sends</text>',
     ]
     for row, history in enumerate(result.lines):
-        y = 22 + row * row_h
-        parts.append(f'<text x="0" y="{y + 14}">{_e(history.phone_number)}</text>')
-        parts.append(_strip(history, label_w, y, strip_w, row_h - 6))
+        y = _ROWS_TOP + row * _ROW_H
+        parts.append(f'<text x="0" y="{y + 13:g}">{_e(history.phone_number)}</text>')
+        parts.append(_strip(history, _LABEL_W, y, _STRIP_W, _CELL_H))
         share = result.share(history.id)
-        w = bar_w * share / peak
-        x = label_w + strip_w + gap
+        w = _BAR_W * share / full
         parts.append(
-            f'<rect x="{x}" y="{y}" width="{w:.1f}" height="{row_h - 6}" fill="{BAR_COLOR}">'
-            f"<title>{_e(history.phone_number)}: {result.picks.get(history.id, 0):,} picks"
-            f"</title></rect>"
+            f'<rect x="{bar_x:g}" y="{y:g}" width="{w:.2f}" height="{_CELL_H:g}" '
+            f'fill="{BAR_COLOR}"><title>{_e(history.phone_number)}: '
+            f"{result.picks.get(history.id, 0):,} picks</title></rect>"
         )
-        parts.append(f'<text x="{x + w + 6:.1f}" y="{y + 13}">{100 * share:.1f}%</text>')
+        parts.append(f'<text x="{bar_x + w + 5:.1f}" y="{y + 13:g}">{100 * share:.1f}%</text>')
+    axis_y = _ROWS_TOP + rows_h
+    parts.append(_time_axis(ticks, axis_y))
+    parts.append(_share_axis(full, step, bar_x, axis_y))
+    parts.extend(
+        _event_marker(number, event, ticks, axis_y)
+        for number, event in enumerate(result.events, start=1)
+    )
     parts.append("</svg>")
     return "".join(parts)
 
 
-def _duration(result: RunResult) -> str:
-    ticks = len(result.lines[0].reputations) if result.lines else 0
-    return f"{ticks * TICK_SECONDS / 60:g} simulated minutes"
+def _time_axis(ticks: int, y: float) -> str:
+    """A baseline under the strips, a labelled tick every few simulated minutes.
+
+    An unlabelled tick sits halfway between two labelled ones: more labels would crowd
+    a narrow window.
+    """
+    end = ticks * TICK_SECONDS
+    # Steps a clock reads well (two minutes, not 100 s); the last for runs of hours.
+    step = next((s for s in _TIME_STEPS if end / s <= 6), _TIME_STEPS[-1])
+    labelled = [step * k for k in range(int(end // step + 1e-9) + 1)]
+    if end - labelled[-1] > step / 2:  # the run's end always gets a label
+        labelled.append(end)
+    elif labelled[-1] != end:
+        labelled[-1] = end
+    parts = [
+        f'<line x1="{_LABEL_W:g}" y1="{y + 2:g}" x2="{_LABEL_W + _STRIP_W:g}" y2="{y + 2:g}" '
+        f'stroke="#888"/>'
+    ]
+    minor = [s + step / 2 for s in labelled if s + step / 2 < end]
+    for seconds in minor:
+        x = _time_x(seconds / TICK_SECONDS, ticks)
+        parts.append(
+            f'<line x1="{x:.2f}" y1="{y + 2:g}" x2="{x:.2f}" y2="{y + 5:g}" stroke="#aaa"/>'
+        )
+    for seconds in labelled:
+        x = _time_x(seconds / TICK_SECONDS, ticks)
+        # The end labels sit inside the axis, clear of the share axis beside it.
+        anchor = "start" if seconds == 0 else "end" if seconds == end else "middle"
+        parts.append(
+            f'<line x1="{x:.2f}" y1="{y + 2:g}" x2="{x:.2f}" y2="{y + 7:g}" stroke="#888"/>'
+            f'<text class="axis" x="{x:.2f}" y="{y + 18:g}" text-anchor="{anchor}">'
+            f"{seconds:.0f}s</text>"
+        )
+    parts.append(
+        f'<text class="axis" x="{_LABEL_W + _STRIP_W / 2:g}" y="{y + 31:g}" '
+        f'text-anchor="middle">simulated time ({_e(_duration(ticks))})</text>'
+    )
+    return "".join(parts)
+
+
+def _share_axis(full: float, step: float, x0: float, y: float) -> str:
+    """A baseline under the bars with the report-wide scale's percentages."""
+    parts = [
+        f'<line x1="{x0:g}" y1="{y + 2:g}" x2="{x0 + _BAR_W:g}" y2="{y + 2:g}" stroke="#888"/>'
+    ]
+    stops = round(full / step)
+    for k in range(stops + 1):
+        x = x0 + _BAR_W * k * step / full
+        anchor = "start" if k == 0 else "middle"
+        parts.append(
+            f'<line x1="{x:.2f}" y1="{y + 2:g}" x2="{x:.2f}" y2="{y + 6:g}" stroke="#888"/>'
+            f'<text class="axis" x="{x:.2f}" y="{y + 18:g}" text-anchor="{anchor}">'
+            f"{100 * k * step:g}%</text>"
+        )
+    parts.append(
+        f'<text class="axis" x="{x0 + _BAR_W / 2:g}" y="{y + 31:g}" text-anchor="middle">'
+        f"same scale in every section</text>"
+    )
+    return "".join(parts)
+
+
+def _event_marker(number: int, event: PoolEvent, ticks: int, axis_y: float) -> str:
+    """A dashed line across the strips at the event's time, under its number."""
+    x = _time_x(event.tick, ticks)
+    title = f"<title>{number}. {_e(_event_text(event))}</title>"
+    return (
+        f'<line class="event" x1="{x:.2f}" y1="{_ROWS_TOP - 6:g}" x2="{x:.2f}" '
+        f'y2="{axis_y + 2:g}" stroke="{_EVENT}" stroke-width="1.2" '
+        f'stroke-dasharray="3 2">{title}</line>'
+        f'<circle cx="{x:.2f}" cy="{_ROWS_TOP - 14:g}" r="7.5" fill="{_EVENT}">{title}</circle>'
+        f'<text class="event" x="{x:.2f}" y="{_ROWS_TOP - 10.5:g}" '
+        f'text-anchor="middle">{number}</text>'
+    )
+
+
+def _event_text(event: PoolEvent) -> str:
+    return f"t={event.tick * TICK_SECONDS:.0f}s: {event.label}"
+
+
+def _duration(ticks: int) -> str:
+    return f"{ticks * TICK_SECONDS / 60:g} minutes"
 
 
 def _strip(history: LineHistory, x0: float, y: float, width: float, height: float) -> str:
+    """One rect per run of ticks with the same reputation and status.
+
+    Runs, not one rect per tick: scaled down to a narrow window, per-tick cells would
+    show anti-aliased seams between them.
+    """
     ticks = len(history.reputations) or 1
     cell = width / ticks
+    states = list(zip(history.reputations, history.flagged, strict=True))
     rects = []
-    for t, (reputation, flagged) in enumerate(
-        zip(history.reputations, history.flagged, strict=True)
-    ):
+    start = 0
+    for t in range(1, len(states) + 1):
+        if t < len(states) and states[t] == states[start]:
+            continue
+        reputation, flagged = states[start]
         colour = _ABSENT if reputation is None else REPUTATION_HEX[reputation]
         # Flagged stretches keep their reputation colour, faded: paused, not gone.
-        fade = ' fill-opacity="0.35"' if flagged else ""
-        # Solid cells overlap a hair to hide seams; faded ones would darken where they do.
-        overlap = 0.0 if flagged else 0.3
+        fade = f' fill-opacity="{_FLAGGED_OPACITY}"' if flagged else ""
+        # A solid run overlaps the next a hair to hide the seam; a faded one would
+        # darken where it does, and the last would run past the axis.
+        overlap = 0.0 if flagged or t == len(states) else 0.5
+        w = (t - start) * cell + overlap
         rects.append(
-            f'<rect x="{x0 + t * cell:.2f}" y="{y}" width="{cell + overlap:.2f}" '
-            f'height="{height}" fill="{colour}"{fade}/>'
+            f'<rect x="{x0 + start * cell:.2f}" y="{y:g}" width="{w:.2f}" height="{height:g}" '
+            f'fill="{colour}"{fade}/>'
         )
+        start = t
     return "".join(rects)
 
 
 def _reputation_chart(result: RunResult) -> str:
     """One stacked bar: the share of picks that went to each reputation."""
-    width, height = 660, 34
-    parts = [
-        f'<svg class="chart reputation" xmlns="http://www.w3.org/2000/svg" width="{width}" '
-        f'height="{height}" role="img" aria-label="share of picks by reputation">'
-    ]
+    width, height = _CHART_W, 30.0
+    parts = [_svg("reputation", width, height, "share of picks by reputation")]
     x = 0.0
     for reputation in Reputation:
         count = result.by_reputation.get(reputation.value, 0)
@@ -119,13 +283,13 @@ def _reputation_chart(result: RunResult) -> str:
             continue
         w = width * count / result.sends
         parts.append(
-            f'<rect x="{x:.1f}" y="0" width="{w:.1f}" height="{height}" '
+            f'<rect x="{x:.1f}" y="0" width="{w:.1f}" height="{height:g}" '
             f'fill="{REPUTATION_HEX[reputation]}"><title>{reputation.value}: '
             f"{percent(count, result.sends)}</title></rect>"
         )
-        if w > 90:
+        if w > 100:
             parts.append(
-                f'<text x="{x + 6:.1f}" y="{height / 2 + 4}">{reputation.value} '
+                f'<text x="{x + 6:.1f}" y="{height / 2 + 4:g}">{reputation.value} '
                 f"{percent(count, result.sends)}</text>"
             )
         x += w
@@ -169,18 +333,51 @@ def _figures(results: Sequence[RunResult]) -> str:
         row("returning recipients kept their line", [stay(r) for r in results]),
         row("no eligible line", [f"{r.no_eligible:,}" for r in results]),
     ]
-    return '<table class="figures">' + "".join(rows) + "</table>"
+    # A wide comparison scrolls inside its box; the page itself never scrolls sideways.
+    return '<div class="scroll"><table class="figures">' + "".join(rows) + "</table></div>"
 
 
-def _legend() -> str:
-    items = "".join(
-        f'<span style="background:{REPUTATION_HEX[r]}"></span>{r.value}'
-        for r in (Reputation.HEALTHY, Reputation.AT_RISK, Reputation.CRITICAL)
-    )
+def _swatch(colour: str, label: str, *, opacity: str | None = None, kind: str = "") -> str:
+    fade = f";opacity:{opacity}" if opacity is not None else ""
     return (
-        f'<p class="legend">{items}<span style="background:{_ABSENT}"></span>not in pool'
-        f'<span style="background:{BAR_COLOR}"></span>share of picks '
-        "(faded cells: FLAGGED)</p>"
+        f'<span class="swatch{" " + kind if kind else ""}" '
+        f'style="background:{colour}{fade}"></span>{_e(label)}'
+    )
+
+
+def _legend(results: Sequence[RunResult]) -> str:
+    """What the strips' colours and marks mean, then what the bars mean: apart."""
+    seen = {rep for r in results for h in r.lines for rep in h.reputations if rep is not None}
+    shown = [Reputation.HEALTHY, Reputation.AT_RISK, Reputation.CRITICAL]
+    if Reputation.UNKNOWN in seen:
+        shown.append(Reputation.UNKNOWN)
+    strips = "".join(_swatch(REPUTATION_HEX[r], r.value) for r in shown)
+    strips += _swatch(_ABSENT, "not in pool")
+    strips += _swatch(
+        REPUTATION_HEX[Reputation.HEALTHY],
+        "FLAGGED (faded: the line's reputation colour, paused)",
+        opacity=_FLAGGED_OPACITY,
+    )
+    strips += _swatch(_EVENT, "pool event, numbered as in the list", kind="marker")
+    bars = _swatch(BAR_COLOR, "share of all sends that went to the line")
+    return (
+        '<div class="legend">'
+        f"<p><b>Reputation over time:</b>{strips}</p>"
+        f"<p><b>Share of picks:</b>{bars}</p>"
+        "</div>"
+    )
+
+
+def _events(events: Sequence[PoolEvent]) -> str:
+    if not events:
+        return "<h2>Pool events</h2><p>none</p>"
+    items = "".join(f"<li>{_e(_event_text(e))}</li>" for e in events)
+    return (
+        "<h2>Pool events</h2>"
+        f'<ol class="events">{items}</ol>'
+        '<p class="caption">The strips show each line as the registry saw it: a change '
+        f"shows at the next refresh (the TTL is {TTL:g} simulated seconds), or later when "
+        "a refresh fails, so a strip changes colour a little after its event's mark.</p>"
     )
 
 
@@ -188,21 +385,22 @@ def render_html(results: Sequence[RunResult], *, demo: bool = True) -> str:
     """The whole page for one or more runs of the same workload."""
     first = results[0]
     title = "linq-router simulate: " + ", ".join(r.spec for r in results)
-    events = "".join(
-        f"<li>t={e.tick * TICK_SECONDS:.0f}s: {_e(e.label)}</li>" for e in first.events
-    )
+    scale = _share_scale(results)
     sections = "".join(
-        f"<h2>{_e(r.spec)}</h2>{_reputation_chart(r)}{_lines_chart(r)}" for r in results
+        f"<h2>{_e(r.spec)}</h2>"
+        '<p class="caption">Share of picks by the reputation the line had:</p>'
+        f"{_reputation_chart(r)}{_lines_chart(r, scale)}"
+        for r in results
     )
     pool = "the embedded demo pool" if demo else "the real API (read only)"
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
         f"<h1>{_e(title)}</h1>"
         f"<p>{first.sends:,} sends per policy, seed {first.seed}, on {pool}.</p>"
         f"{_figures(results)}"
-        f"{_legend()}{sections}"
-        f"<h2>Pool events</h2><ul>{events or '<li>none</li>'}</ul>"
+        f"{_legend(results)}{_events(first.events)}{sections}"
         f"<script>{_SCRIPT}</script></body></html>\n"
     )
