@@ -62,7 +62,9 @@ class Registry(_RegistryCore[_SyncClient]):
     refreshing fails after the client's retries, the last good snapshot is served, the
     list is retried after at most ``min(error_retry_interval, ttl)`` seconds, and past
     the window ``RegistryUnavailableError`` is raised. A malformed answer never
-    replaces a good snapshot. ``refresh()`` fetches now and waits for the answer.
+    replaces a good snapshot. ``refresh()`` fetches now and waits for the answer;
+    ``invalidate()`` marks the snapshot expired without waiting; ``subscribe(listener)``
+    is told of every change of content.
 
     ``clock`` (default ``time.monotonic``) is what TTLs are measured on; pass a fake
     one in tests.
@@ -70,8 +72,12 @@ class Registry(_RegistryCore[_SyncClient]):
     Objects built before ``os.fork()`` keep working in the child: it serves the
     snapshot it inherited, and its first refresh opens its own connections.
 
-    >>> registry = Registry(LinqClient(), ttl=60, refresh_ahead=45)  # doctest: +SKIP
-    >>> registry.snapshot().numbers  # doctest: +SKIP
+    One per process, shared by its threads::
+
+        registry = Registry(LinqClient(), ttl=60, refresh_ahead=45)
+        for line in registry.snapshot():   # cached: one list request per TTL
+            print(line.phone_number, line.reputation, line.status)
+        registry.refresh()                 # fetch now, and wait for the answer
 
     .. versionadded:: 0.1
     .. versionchanged:: 0.2
