@@ -199,12 +199,16 @@ class Router(_RouterCore):
     ``prefer-imessage``: an RCS line only when no iMessage-capable line is eligible.
     A spec that is wrong raises ``PolicySpecError`` (a ``ValueError``) here.
 
-    >>> router = Router(registry)  # doctest: +SKIP
-    >>> router.pick("+12025550123").phone_number  # doctest: +SKIP
-    '+12025551234'
+    Build one at start-up, next to its registry, and pick before each send::
+
+        router = Router(registry)
+        pick = router.pick("+12025550123")
+        pick.phone_number   # the "from" of POST /v3/chats, e.g. "+12025551234"
+        pick.explanation    # what each stage kept, and why this line
 
     Sticky conversations can be changed: ``forget(to)`` drops the remembered line,
     ``pin(to, line)`` sets it (see ``linq_router.state`` for where it is kept).
+    ``close()`` stops listening to the registry.
 
     A pick never waits for a compile once the purpose has been compiled once: a new
     snapshot is compiled in a background thread, only for the lines that changed, and
@@ -270,7 +274,8 @@ class AsyncRouter(_RouterCore):
     """The asyncio twin of ``Router``: ``await router.pick(...)``; same arguments.
 
     Only reading the snapshot is awaited; compiling and picking are shared with
-    ``Router``, and many concurrent tasks share one registry refresh.
+    ``Router``, and many concurrent tasks share one registry refresh. ``pick``,
+    ``pin`` and ``settle`` are awaited; ``forget`` and ``close`` are plain methods.
 
     .. versionadded:: 0.1
     """
