@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -223,3 +224,38 @@ def test_async_router_keeps_the_loop_running_through_a_compile(
     assert ticks > 0  # the loop ran the ticker while the compile was held
     assert target not in seen
     assert len(seen) > 10
+
+
+@pytest.mark.parametrize("spec", ["round-robin", "reputation-weighted"])
+def test_shares_stay_exact_across_a_recompile_that_picks_ran_through(
+    spec: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Picks made while a change compiles leave every share exact over whole cycles."""
+    from linq_router.policies import Rotation
+
+    entered, gate = threading.Event(), threading.Event()
+    original = Rotation.updated
+
+    def slow(self: Rotation, *args: Any) -> Any:
+        rotation = original(self, *args)  # the old rotation's position is read in here
+        entered.set()
+        assert gate.wait(30)
+        return rotation
+
+    monkeypatch.setattr(Rotation, "updated", slow)
+    pool = _pool(10)
+    source = Source(pool)
+    router = Router(source, spec)
+    picks = [router.pick().number.id for _ in range(13)]
+    line = pool[4]
+    source.set(pool.replace_number(attrs.evolve(line, forwarding_number="+13125550000")))
+    assert entered.wait(10)
+    picks += [router.pick().number.id for _ in range(6)]  # served by the interim
+    gate.set()
+    assert router.settle(timeout=10)
+    picks += [router.pick().number.id for _ in range(81)]
+    assert set(Counter(picks).values()) == {10}
+    if spec == "round-robin":  # and no line ever got ahead of another by more than one
+        for end in range(10, len(picks)):
+            counts = Counter(picks[:end])
+            assert max(counts.values()) - min(counts.get(n.id, 0) for n in pool) <= 1
