@@ -231,6 +231,7 @@ def test_charts_scale_down_with_the_window(results: list[RunResult]) -> None:
 
 
 def _browser() -> str:
+    """The headless browser on PATH; without one the test fails (never skips), saying how."""
     for name in BROWSERS:
         found = shutil.which(name)
         if found:
@@ -238,8 +239,19 @@ def _browser() -> str:
     pytest.fail(
         "no headless browser found (looked for "
         + ", ".join(BROWSERS)
-        + "); install Debian's chromium: apt-get install -y chromium"
+        + " on PATH): the HTML report's browser tests need one. Run the README's test "
+        "command, bash scripts/test.sh, which installs Debian's chromium when it can, "
+        "or install it yourself: apt-get install -y chromium"
     )
+
+
+def test_a_missing_browser_fails_the_browser_tests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no browser on PATH the browser tests fail, naming the script that installs one."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(pytest.fail.Exception, match=r"bash scripts/test\.sh.*apt-get install"):
+        _browser()
 
 
 def _chromium(browser: str, profile: Path, *args: str) -> subprocess.CompletedProcess[str]:
