@@ -12,7 +12,12 @@ up as a skipped test with that reason, never silently.
 from __future__ import annotations
 
 import contextlib
+import difflib
+import os
 import re
+import shlex
+import shutil
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -183,16 +188,220 @@ def test_example_runs(block: Block, fake_api: FakeLinqServer) -> None:
     run_block(block)
 
 
-def test_readme_first_screen_has_the_two_commands() -> None:
-    """The first screen of the README shows the try-it command and the test command."""
-    first_screen = README.read_text(encoding="utf-8").splitlines()[:25]
-    commands = [
-        block.source
+TEST_COMMAND = "bash scripts/test.sh"
+"""The README's test command: sets a fresh clone up and runs the whole suite."""
+SETUP = ROOT / "scripts" / "setup.sh"
+
+
+def _first_screen_commands() -> list[str]:
+    """The shell blocks that start within the README's first 25 lines."""
+    return [
+        block.source.strip()
         for block in code_blocks(README)
-        if block.line <= len(first_screen) and block.language in {"bash", "sh", "shell", "console"}
+        if block.line <= 25 and block.language in {"bash", "sh", "shell", "console"}
     ]
-    assert any("linq-router" in command for command in commands), first_screen
-    assert any(re.search(r"\bpytest\b", command) for command in commands), first_screen
+
+
+def test_readme_first_screen_has_the_two_commands() -> None:
+    """The README's first screen installs and runs ``linq-router simulate``, and runs the tests."""
+    commands = _first_screen_commands()
+    assert any(
+        "pip install" in command and re.search(r"\blinq-router simulate\b", command)
+        for command in commands
+    ), commands
+    assert TEST_COMMAND in commands, commands
+
+
+def test_the_test_command_sets_up_a_fresh_clone_and_runs_pytest() -> None:
+    """scripts/test.sh makes the venv, installs the packages and chromium, then runs pytest."""
+    script = (ROOT / "scripts" / "test.sh").read_text(encoding="utf-8")
+    setup = SETUP.read_text(encoding="utf-8")
+    assert re.search(r"^bash scripts/setup\.sh$", script, re.MULTILINE)
+    assert re.search(r'^exec python -m pytest "\$@"$', script, re.MULTILINE)
+    assert "python3 -m venv .venv" in setup
+    assert "pip install -q -e '.[dev]' -e examples/least-recent-plugin" in setup
+    assert re.search(r"^\s*if apt_install chromium ", setup, re.MULTILINE)
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    """.ci/run runs the README's test command itself, after lint, types, docs and benchmarks."""
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    lines = [line.strip() for line in ci.splitlines()]
+    assert TEST_COMMAND in lines
+    steps = ["ruff check .", "mypy --strict linq_router", "mkdocs build --strict"]
+    steps += ["python benchmarks/run.py --quick --no-write", TEST_COMMAND]
+    where = [next(i for i, line in enumerate(lines) if step in line) for step in steps]
+    assert where == sorted(where), dict(zip(steps, where, strict=True))
+    assert '"$status" -eq 5' in ci  # "no tests ran" is a failure
+
+
+def _stub(path: Path, body: str) -> None:
+    bash = shutil.which("bash")
+    assert bash is not None
+    path.write_text(f"#!{bash}\n{body}", encoding="utf-8")
+    path.chmod(0o755)
+
+
+def _setup_browser(bin_dir: Path) -> subprocess.CompletedProcess[str]:
+    """``scripts/setup.sh --browser`` with nothing on PATH but ``bin_dir``."""
+    bash = shutil.which("bash")
+    assert bash is not None
+    env = shutil.which("env")
+    assert env is not None
+    (bin_dir / "env").symlink_to(env)
+    return subprocess.run(
+        [bash, str(SETUP), "--browser"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env={"PATH": str(bin_dir), "HOME": str(bin_dir)},
+    )
+
+
+def test_setup_installs_chromium_with_apt_get_when_no_browser_is_found(tmp_path: Path) -> None:
+    """With no browser but apt-get (as root, or through sudo), the set-up installs chromium."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "apt-get.log"
+    bin_dir.mkdir()
+    chmod = shutil.which("chmod")
+    assert chmod is not None
+    browser = bin_dir / "chromium"
+    _stub(
+        bin_dir / "apt-get",
+        f'echo "$*" >> {shlex.quote(str(log))}\n'
+        f'if [ "$1" = install ]; then\n'
+        f"  printf '#!/bin/sh\\necho Chromium\\n' > {shlex.quote(str(browser))}\n"
+        f"  {chmod} +x {shlex.quote(str(browser))}\n"
+        f"fi\n",
+    )
+    _stub(bin_dir / "sudo", 'exec "$@"\n')  # for a test run by someone other than root
+    run = _setup_browser(bin_dir)
+    assert run.returncode == 0, run.stderr
+    assert log.read_text(encoding="utf-8").splitlines() == ["update -qq", "install -y -qq chromium"]
+    assert f"browser: {browser} (installed)" in run.stdout
+
+
+def test_setup_says_how_to_get_a_browser_when_it_cannot_install_one(tmp_path: Path) -> None:
+    """Without a browser or apt-get, the set-up warns that the browser test will fail, and how."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    run = _setup_browser(bin_dir)
+    assert run.returncode == 0, run.stderr  # the tests still run, and the browser test fails
+    assert "no apt-get" in run.stderr
+    assert "will FAIL" in run.stderr
+    assert "apt-get install -y chromium" in run.stderr
+
+
+def _section(text: str, heading: str) -> str:
+    return text.split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_readme_registry_section_shows_refresh() -> None:
+    """The README's registry section calls ``refresh()`` in its example and says what it does."""
+    section = _section(README.read_text(encoding="utf-8"), "The registry")
+    example = next(b for b in code_blocks(README) if b.language == "python" and b.source in section)
+    assert "registry.refresh()" in example.source
+    assert "`registry.refresh()`" in section.replace(example.source, "")
+
+
+def test_local_numbers_are_credited_to_geomatch() -> None:
+    """Where the README or the docs index says "local", the paragraph names ``geomatch``."""
+    for page in (README, DOCS / "index.md"):
+        for paragraph in page.read_text(encoding="utf-8").split("\n\n"):
+            if re.search(r"\blocal\b", paragraph):
+                assert "geomatch" in paragraph, f"{page.name}: {paragraph}"
+
+
+_SIMULATE_MARK = re.compile(r"^<!--\s*simulate-output:\s*(?P<columns>\d+) columns\b.*-->$")
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
+_PICKS_PER_SECOND = re.compile(r"^(picks/s\s+)[\d,]+", re.MULTILINE)
+_STAY_RATE = re.compile(r"^(returning recipients\b.*?)\d+\.\d%", re.MULTILINE)
+_FIGURE = re.compile(r"^\s*[\d,]+(?:\.\d+)?%?\s*$")
+
+
+def _normalized(output: str) -> str:
+    """Output without colour codes, trailing spaces, blank edges or the picks/s figure."""
+    lines = [line.rstrip() for line in _ANSI.sub("", output).splitlines()]
+    text = "\n".join(lines).strip("\n")
+    return _PICKS_PER_SECOND.sub(r"\g<1>(varies)", text)
+
+
+def _masked_row(row: str) -> str:
+    """A table row with its figures and bars (the cells from the first figure on) masked.
+
+    Digits become 9 and bar blocks spaces, so the row keeps its width and layout.
+    """
+    cells = row.split("│")
+    first = next((i for i, cell in enumerate(cells) if _FIGURE.match(cell)), len(cells))
+    masked = [
+        re.sub(r"\d", "9", cell).replace("█", " ") if i >= first else cell
+        for i, cell in enumerate(cells)
+    ]
+    return "│".join(masked)
+
+
+def _steady(text: str) -> str:
+    """``_normalized`` output with the figures that move between seeded runs today masked.
+
+    Those are each line's picks, share and bar, and the share of returning recipients
+    who kept their line: picks right after a refresh come from the previous compile
+    until the router's background compile lands, and four threads share one rotation,
+    so they differ a little from run to run. Everything else (the layout, the
+    reputation timelines, the pool events and the other figures) must match exactly.
+    """
+    lines = [_masked_row(line) if line.startswith("│") else line for line in text.splitlines()]
+    return _STAY_RATE.sub(lambda m: m[1] + "99.9%", "\n".join(lines))
+
+
+def _readme_simulate_block() -> tuple[int, list[str], str]:
+    """(terminal columns, the command's arguments, its pasted output) from the README."""
+    lines = README.read_text(encoding="utf-8").splitlines()
+    for block in code_blocks(README):
+        prompt, _, output = block.source.partition("\n")
+        if not prompt.startswith("$ linq-router simulate"):
+            continue
+        above = next(line for line in reversed(lines[: block.line - 1]) if line.strip())
+        mark = _SIMULATE_MARK.match(above.strip())
+        assert mark, f"README.md:{block.line}: mark the block with <!-- simulate-output: ... -->"
+        return int(mark["columns"]), shlex.split(prompt[2:])[1:], output
+    pytest.fail("README.md has no `$ linq-router simulate` block")
+
+
+def test_readme_simulate_output_is_what_the_command_prints(tmp_path: Path) -> None:
+    """The README's pasted ``linq-router simulate`` output is what a run prints, picks/s aside."""
+    columns, args, pasted = _readme_simulate_block()
+    env = {k: v for k, v in os.environ.items() if k not in {API_KEY_ENV, BASE_URL_ENV}}
+    # A terminal of that width (rich >= 14 reads these), without colour or progress bar.
+    env.update(
+        COLUMNS=str(columns), LINES="60", TTY_COMPATIBLE="1", TTY_INTERACTIVE="0", NO_COLOR="1"
+    )
+    run = subprocess.run(
+        [sys.executable, "-m", "linq_router", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+        env=env,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    expected, got = _steady(_normalized(pasted)), _steady(_normalized(run.stdout))
+    if got != expected:
+        diff = difflib.unified_diff(
+            expected.splitlines(), got.splitlines(), "README.md", "a run", lineterm=""
+        )
+        pytest.fail("the README's simulate output is stale; paste a fresh run:\n" + "\n".join(diff))
+
+
+def test_the_simulate_comparison_sees_a_changed_figure() -> None:
+    """The comparison masks only the moving figures: a changed retry count still differs."""
+    _, _, pasted = _readme_simulate_block()
+    steady = _steady(_normalized(pasted))
+    assert "(varies)" in steady
+    assert "99.9%" in steady
+    changed = re.sub(r"\b(\d+) retries\b", lambda m: f"{int(m[1]) + 1} retries", pasted)
+    assert changed != pasted
+    assert _steady(_normalized(changed)) != steady
 
 
 def test_no_test_marks_are_explicit(tmp_path: Path) -> None:
