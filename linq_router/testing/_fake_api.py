@@ -11,9 +11,18 @@ from typing import Any
 
 import attrs
 
+from linq_router._models import Reputation
+
 from ._answers import error_plan, fault_plan, forwarding_number, json_plan
+from ._fake_checks import (
+    LINE_TYPES,
+    STATUSES,
+    check_forwarding,
+    choice_value,
+    reputation_value,
+)
 from ._fake_data import SHAPES, Line, NumberSpec, Shape, default_pool, to_line
-from ._faults import Fault
+from ._faults import Fault, FaultQueue
 from ._http import Plan, StoppableHTTPServer
 from ._routes import (
     LIST_ROUTE,
@@ -25,14 +34,6 @@ from ._routes import (
 )
 
 __all__ = ["FakeLinqServer"]
-
-_DEFAULT_DELAY = 1.0
-
-
-@attrs.define
-class _Queued:
-    fault: Fault
-    remaining: int | None  # None: until clear_faults()
 
 
 class FakeLinqServer:
@@ -97,7 +98,7 @@ class FakeLinqServer:
         self._cond = threading.Condition(threading.RLock())
         self._lines: list[Line] = []
         self._shape: str = "reputation"
-        self._faults: list[_Queued] = []
+        self._faults = FaultQueue()
         self._requests: list[RecordedRequest] = []
         self._lifecycle = threading.Lock()
         self._httpd: StoppableHTTPServer | None = None
@@ -219,8 +220,19 @@ class FakeLinqServer:
             return [line.render(self._shape) for line in self._lines]
 
     def set_numbers(self, numbers: Iterable[NumberSpec]) -> None:
-        """Replace every line (E.164 strings, mappings or ``PhoneNumber`` objects)."""
-        lines = [to_line(spec) for spec in numbers]
+        """Replace every line (E.164 strings, mappings or ``PhoneNumber`` objects).
+
+        Every spec is checked first (see ``NumberSpec``); on an error nothing changes
+        and the message names the spec (``numbers[2]: ...``).
+
+        .. versionchanged:: 0.2 the specs' values are checked.
+        """
+        lines = []
+        for index, spec in enumerate(numbers):
+            try:
+                lines.append(to_line(spec))
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"numbers[{index}]: {exc}") from None
         ids = [line.id for line in lines]
         if len(set(ids)) != len(ids):
             msg = f"duplicate line ids in {ids}"
@@ -232,27 +244,43 @@ class FakeLinqServer:
         self,
         phone_number: str,
         *,
-        reputation: str = "HEALTHY",
+        reputation: str | Reputation | None = None,
         line_type: str | None = "iMessage",
         id: str | None = None,  # the API's field name
         status: str | None = None,
         forwarding_number: str | None = None,
+        raw_reputation: str | None = None,
+        raw_line_type: str | None = None,
+        raw_status: str | None = None,
     ) -> str:
         """Append a line and return its id (a uuid5 of the number unless ``id`` is given).
 
-        Any string is accepted for ``reputation``, ``line_type`` and ``status``, so
-        tests can serve values newer than the library (``"SUSPENDED"``).
+        ``reputation`` is ``"HEALTHY"`` (the default), ``"AT_RISK"`` or ``"CRITICAL"``
+        (or the ``Reputation``); ``line_type`` ``"iMessage"`` (the default), ``"RCS"``
+        or ``None`` to omit it; ``status`` ``"ACTIVE"``, ``"FLAGGED"`` or ``None`` (the
+        default: omitted). Anything else is a ``ValueError`` naming the accepted
+        values, as is a number that is not E.164. To serve a value Linq may add later,
+        pass it as ``raw_reputation=``, ``raw_line_type=`` or ``raw_status=`` instead
+        (``raw_reputation="SUSPENDED"``): the client then reads ``Reputation.UNKNOWN``.
+
+        .. versionchanged:: 0.2 values are checked; ``raw_reputation``, ``raw_line_type``
+           and ``raw_status``.
         """
-        line = to_line(
-            {
-                "id": id,
-                "phone_number": phone_number,
-                "reputation": reputation,
-                "line_type": line_type,
-                "status": status,
-                "forwarding_number": forwarding_number,
-            }
-        )
+        spec: dict[str, Any] = {
+            "id": id,
+            "phone_number": phone_number,
+            "status": status,
+            "forwarding_number": forwarding_number,
+            "raw_reputation": raw_reputation,
+            "raw_line_type": raw_line_type,
+            "raw_status": raw_status,
+        }
+        if reputation is not None:
+            spec["reputation"] = reputation
+        # The default line type gives way to a raw one; an explicit other type conflicts.
+        if raw_line_type is None or line_type != "iMessage":
+            spec["line_type"] = line_type
+        line = to_line(spec)
         with self._cond:
             if any(existing.id == line.id for existing in self._lines):
                 msg = f"a line with id {line.id!r} already exists"
@@ -265,27 +293,62 @@ class FakeLinqServer:
         with self._cond:
             self._lines.remove(self._find(id_or_number))
 
-    def set_reputation(self, id_or_number: str, reputation: str) -> None:
-        """Set a line's reputation status (any string, e.g. ``"CRITICAL"``)."""
+    def set_reputation(
+        self,
+        id_or_number: str,
+        reputation: str | Reputation | None = None,
+        *,
+        raw_reputation: str | None = None,
+    ) -> None:
+        """Set a line's reputation status: ``"HEALTHY"``, ``"AT_RISK"`` or ``"CRITICAL"``.
+
+        Any other value is a ``ValueError`` naming those (``"critical"`` would reach the
+        client as ``UNKNOWN``, which policies drop just as they drop CRITICAL, so a
+        test would pass for the wrong reason). ``raw_reputation="SUSPENDED"`` serves a
+        status Linq may add later, as it is; give one of the two.
+
+        .. versionchanged:: 0.2 the status is checked; ``raw_reputation``.
+        """
+        value = reputation_value(reputation, raw_reputation)
         with self._cond:
             line = self._find(id_or_number)
-            line.reputation = str(reputation)
+            line.reputation = value
             line.doc_url = None
 
-    def set_status(self, id_or_number: str, status: str | None) -> None:
-        """Set a line's ``status`` (``"ACTIVE"``, ``"FLAGGED"``; ``None`` omits it)."""
-        with self._cond:
-            self._find(id_or_number).status = status
+    def set_status(
+        self, id_or_number: str, status: str | None = None, *, raw_status: str | None = None
+    ) -> None:
+        """Set a line's ``status``: ``"ACTIVE"``, ``"FLAGGED"``, or ``None`` to omit it.
 
-    def set_line_type(self, id_or_number: str, line_type: str | None) -> None:
-        """Set a line's ``line_type`` (``"iMessage"``, ``"RCS"``; ``None`` omits it)."""
+        ``raw_status=`` serves any other string as it is; anything else is refused.
+
+        .. versionchanged:: 0.2 the status is checked; ``raw_status``.
+        """
+        value = choice_value(status, raw_status, "status", STATUSES)
         with self._cond:
-            self._find(id_or_number).line_type = line_type
+            self._find(id_or_number).status = value
+
+    def set_line_type(
+        self, id_or_number: str, line_type: str | None = None, *, raw_line_type: str | None = None
+    ) -> None:
+        """Set a line's ``line_type``: ``"iMessage"``, ``"RCS"``, or ``None`` to omit it.
+
+        ``raw_line_type=`` serves any other string as it is; anything else is refused.
+
+        .. versionchanged:: 0.2 the line type is checked; ``raw_line_type``.
+        """
+        value = choice_value(line_type, raw_line_type, "line_type", LINE_TYPES)
+        with self._cond:
+            self._find(id_or_number).line_type = value
 
     def set_forwarding_number(self, id_or_number: str, forwarding_number: str | None) -> None:
-        """Set a line's forwarding number (``None`` or ``""`` clears it)."""
+        """Set a line's E.164 forwarding number (``None`` or ``""`` clears it).
+
+        .. versionchanged:: 0.2 a number that is not E.164 is a ``ValueError``.
+        """
+        value = check_forwarding(forwarding_number)
         with self._cond:
-            self._find(id_or_number).forwarding_number = forwarding_number or None
+            self._find(id_or_number).forwarding_number = value
 
     def _find(self, id_or_number: str) -> Line:
         for line in self._lines:
@@ -317,37 +380,20 @@ class FakeLinqServer:
         ``"PUT /v3/phone_numbers/{id}"`` (or ``"update"``), a concrete path, or ``None``
         for any known route.
         """
-        if times is not None and times < 1:
-            msg = f"times must be at least 1 (or None for always), got {times}"
-            raise ValueError(msg)
         fault = Fault(kind, route, retry_after, delay, body, code, message)
-        if fault.kind == "delay" and fault.delay is None:
-            fault = attrs.evolve(fault, delay=_DEFAULT_DELAY)
         with self._cond:
-            self._faults.append(_Queued(fault, times))
-        return fault
+            return self._faults.push(fault, times)
 
     @property
     def pending_faults(self) -> list[tuple[Fault, int | None]]:
         """The queued faults with how many requests each still applies to."""
         with self._cond:
-            return [(q.fault, q.remaining) for q in self._faults]
+            return self._faults.pending()
 
     def clear_faults(self) -> None:
         """Drop every queued fault."""
         with self._cond:
             self._faults.clear()
-
-    def _take_fault(self, route: str, path: str) -> Fault | None:
-        for queued in self._faults:
-            spec = queued.fault.route
-            if spec is None or route_matches(spec, route, path):
-                if queued.remaining is not None:
-                    queued.remaining -= 1
-                    if queued.remaining <= 0:
-                        self._faults.remove(queued)
-                return queued.fault
-        return None
 
     # -- counting --------------------------------------------------------------------
 
@@ -399,7 +445,7 @@ class FakeLinqServer:
         with self._cond:
             fault = None
             if route is not None and authorized:
-                fault = self._take_fault(route, relative)
+                fault = self._faults.take(route, relative)
             self._requests.append(
                 RecordedRequest(
                     method=method,

@@ -11,6 +11,18 @@ import attrs
 
 from linq_router._models import PhoneNumber, Reputation
 
+from ._fake_checks import (
+    LINE_TYPES,
+    STATUSES,
+    check_choice,
+    check_e164,
+    check_forwarding,
+    check_id,
+    check_raw,
+    check_reputation,
+    choice_value,
+)
+
 __all__ = ["NumberSpec", "Shape", "default_pool", "sample_pool"]
 
 Shape = Literal["reputation", "health_status", "both"]
@@ -30,9 +42,33 @@ NumberSpec: TypeAlias = str | Mapping[str, Any] | PhoneNumber
 * a mapping, flat (``{"phone_number": ..., "reputation": "AT_RISK"}``) or as the API
   serves it (``"reputation"`` / ``"health_status"`` as ``{"status", "doc_url"}``).
   Missing keys take the defaults of ``FakeLinqServer.add_number``; a key present with
-  ``None`` means "omit it" for ``line_type`` and ``status``;
+  ``None`` means "omit it" for ``line_type`` and ``status``. ``raw_reputation``,
+  ``raw_status`` and ``raw_line_type`` serve any string instead (a value Linq may add
+  later);
 * a ``linq_router.PhoneNumber``.
+
+Values are checked as ``add_number`` checks them: a number that is not E.164, a
+reputation, status or line type Linq does not send, or an unknown key is a
+``ValueError`` that names it.
+
+.. versionchanged:: 0.2 values are checked; the ``raw_*`` keys.
 """
+
+_MAPPING_KEYS = frozenset(
+    {
+        "id",
+        "phone_number",
+        "reputation",
+        "health_status",
+        "raw_reputation",
+        "line_type",
+        "raw_line_type",
+        "status",
+        "raw_status",
+        "forwarding_number",
+        "doc_url",
+    }
+)
 
 _ID_NAMESPACE = uuid.UUID("5d3c0b8e-4f1a-4c1e-9a55-1b7e2f0d6c41")
 
@@ -93,18 +129,34 @@ class Line:
         }
 
 
-def _reputation_of(value: object) -> tuple[str, str | None]:
-    """(status, explicit doc_url) from a string, an enum or a ``{status, doc_url}`` object."""
-    if isinstance(value, Reputation):
-        return value.value, None
-    if isinstance(value, str):
-        return value, None
+def _mapping_reputation(spec: Mapping[str, Any]) -> tuple[str, str | None]:
+    """(status, explicit doc_url) from a mapping's reputation keys."""
+    key = next((k for k in ("reputation", "health_status") if k in spec), None)
+    raw = spec.get("raw_reputation")
+    if raw is not None:
+        if key is not None:
+            msg = f"give {key} ({spec[key]!r}) or raw_reputation ({raw!r}), not both"
+            raise ValueError(msg)
+        return check_raw(raw, "raw_reputation"), None
+    if key is None:
+        return "HEALTHY", None
+    value = spec[key]
     if isinstance(value, Mapping):
-        status = value.get("status", "HEALTHY")
         doc_url = value.get("doc_url")
-        return str(status), doc_url if isinstance(doc_url, str) else None
-    msg = f"reputation must be a string or a {{status, doc_url}} object, got {value!r}"
+        status = check_reputation(value.get("status", "HEALTHY"), f"{key}.status")
+        return status, doc_url if isinstance(doc_url, str) else None
+    if isinstance(value, (str, Reputation)):
+        return check_reputation(value, key), None
+    msg = f"{key} must be a string, a Reputation or a {{status, doc_url}} object, got {value!r}"
     raise TypeError(msg)
+
+
+def _mapping_choice(
+    spec: Mapping[str, Any], key: str, accepted: tuple[str, ...], default: str | None
+) -> str | None:
+    raw = spec.get(f"raw_{key}")
+    # The default gives way to a raw value; a value given explicitly conflicts with it.
+    return choice_value(spec.get(key, default if raw is None else None), raw, key, accepted)
 
 
 def _optional_str(spec: Mapping[str, Any], key: str, default: str | None) -> str | None:
@@ -115,36 +167,45 @@ def _optional_str(spec: Mapping[str, Any], key: str, default: str | None) -> str
     raise TypeError(msg)
 
 
+def _from_model(spec: PhoneNumber) -> Line:
+    # A PhoneNumber is the library's own value: its reputation is whatever it holds
+    # (the raw status the API sent, if any); the rest is checked like any other spec.
+    raw = spec.reputation_raw
+    return Line(
+        id=check_id(spec.id),
+        phone_number=check_e164(spec.phone_number),
+        reputation=raw if raw is not None else spec.reputation.value,
+        line_type=check_choice(spec.line_type, "line_type", LINE_TYPES, "raw_line_type"),
+        status=check_choice(spec.status, "status", STATUSES, "raw_status"),
+        forwarding_number=check_forwarding(spec.forwarding_number),
+        doc_url=spec.doc_url,
+    )
+
+
 def to_line(spec: NumberSpec) -> Line:
-    """Build a ``Line`` from any accepted spec (see ``NumberSpec``)."""
+    """Build a ``Line`` from any accepted spec (see ``NumberSpec``), checking its values."""
     if isinstance(spec, str):
-        return Line(id=line_id_for(spec), phone_number=spec)
+        return Line(id=line_id_for(check_e164(spec)), phone_number=spec)
     if isinstance(spec, PhoneNumber):
-        raw = spec.reputation_raw
-        return Line(
-            id=spec.id,
-            phone_number=spec.phone_number,
-            reputation=raw if raw is not None else spec.reputation.value,
-            line_type=spec.line_type,
-            status=spec.status,
-            forwarding_number=spec.forwarding_number,
-            doc_url=spec.doc_url,
-        )
+        return _from_model(spec)
     if not isinstance(spec, Mapping):
         msg = f"expected an E.164 string, a mapping or a PhoneNumber, got {spec!r}"
         raise TypeError(msg)
+    unknown = sorted(set(spec) - _MAPPING_KEYS)
+    if unknown:
+        msg = (
+            f"unknown key{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} "
+            f"in a line; the keys are {', '.join(sorted(_MAPPING_KEYS))}"
+        )
+        raise ValueError(msg)
     phone_number = spec.get("phone_number")
     if not isinstance(phone_number, str):
         msg = f"a line needs a string phone_number, got {phone_number!r}"
         raise TypeError(msg)
+    check_e164(phone_number)
     line_id = spec.get("id")
-    if line_id is None:
-        line_id = line_id_for(phone_number)
-    elif not isinstance(line_id, str):
-        msg = f"id must be a string, got {line_id!r}"
-        raise TypeError(msg)
-    rep_value = spec.get("reputation", spec.get("health_status", "HEALTHY"))
-    reputation, doc_url = _reputation_of(rep_value)
+    line_id = line_id_for(phone_number) if line_id is None else check_id(line_id)
+    reputation, doc_url = _mapping_reputation(spec)
     if doc_url in {guide_url(reputation), guide_url(reputation, guide=_HEALTH_GUIDE)}:
         doc_url = None  # the standard link: keep deriving it, so each shape gets its own
     explicit_doc = _optional_str(spec, "doc_url", None)
@@ -152,9 +213,9 @@ def to_line(spec: NumberSpec) -> Line:
         id=line_id,
         phone_number=phone_number,
         reputation=reputation,
-        line_type=_optional_str(spec, "line_type", "iMessage"),
-        status=_optional_str(spec, "status", None),
-        forwarding_number=_optional_str(spec, "forwarding_number", None) or None,
+        line_type=_mapping_choice(spec, "line_type", LINE_TYPES, "iMessage"),
+        status=_mapping_choice(spec, "status", STATUSES, None),
+        forwarding_number=check_forwarding(spec.get("forwarding_number")),
         doc_url=explicit_doc or doc_url,
     )
 

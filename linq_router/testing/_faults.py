@@ -9,9 +9,9 @@ from typing import Any
 
 import attrs
 
-from ._routes import normalize_route
+from ._routes import normalize_route, route_matches
 
-__all__ = ["FAULT_KINDS", "Fault", "error_envelope"]
+__all__ = ["FAULT_KINDS", "Fault", "FaultQueue", "error_envelope"]
 
 FAULT_KINDS: frozenset[str] = frozenset(
     {
@@ -185,3 +185,52 @@ class Fault:
                 return b'{"phone_numbers": [{"id": "0b6f1c2e", "phone_number": '
             return b'{"numbers": []}'
         return json.dumps(self.body).encode()
+
+
+_DEFAULT_DELAY = 1.0
+
+
+@attrs.define
+class _Queued:
+    fault: Fault
+    remaining: int | None  # None: until cleared
+
+
+class FaultQueue:
+    """The faults a ``FakeLinqServer`` has queued, consumed first in, first out.
+
+    Not locked: the server calls it under its own lock.
+    """
+
+    def __init__(self) -> None:
+        self._queue: list[_Queued] = []
+
+    def push(self, fault: Fault, times: int | None) -> Fault:
+        """Queue ``fault`` for ``times`` matching requests (``None``: until cleared)."""
+        if times is not None and times < 1:
+            msg = f"times must be at least 1 (or None for always), got {times}"
+            raise ValueError(msg)
+        if fault.kind == "delay" and fault.delay is None:
+            fault = attrs.evolve(fault, delay=_DEFAULT_DELAY)
+        self._queue.append(_Queued(fault, times))
+        return fault
+
+    def pending(self) -> list[tuple[Fault, int | None]]:
+        """The queued faults with how many requests each still applies to."""
+        return [(q.fault, q.remaining) for q in self._queue]
+
+    def clear(self) -> None:
+        """Drop every queued fault."""
+        self._queue.clear()
+
+    def take(self, route: str, path: str) -> Fault | None:
+        """The first fault matching a request to ``route`` at ``path``, counted as used."""
+        for queued in self._queue:
+            spec = queued.fault.route
+            if spec is None or route_matches(spec, route, path):
+                if queued.remaining is not None:
+                    queued.remaining -= 1
+                    if queued.remaining <= 0:
+                        self._queue.remove(queued)
+                return queued.fault
+        return None

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from linq_router import LinqClient
 from linq_router._models import LineStatus, LineType, PhoneNumber, Reputation
 from linq_router._parsing import parse_phone_number_list
 from linq_router.testing import (
@@ -463,7 +464,7 @@ def test_set_reputation_status_and_line_type(fake: FakeLinqServer, client: httpx
     assert entry["status"] == "FLAGGED"
     assert entry["line_type"] == "RCS"
     line_id = entry["id"]
-    fake.set_reputation(line_id, "SUSPENDED")  # a value newer than the library
+    fake.set_reputation(line_id, raw_reputation="SUSPENDED")  # newer than the library
     fake.set_status(line_id, None)
     fake.set_line_type(line_id, None)
     entry = served(client)["+12025551234"]
@@ -521,9 +522,170 @@ def test_set_numbers_accepts_strings_mappings_and_models(
     fake.set_numbers([])
     assert client.get("/v3/phone_numbers").json() == {"phone_numbers": []}
     with pytest.raises(ValueError, match="duplicate"):
-        fake.set_numbers([{"id": "a", "phone_number": "+1202"}, {"id": "a", "phone_number": "+1"}])
+        fake.set_numbers(
+            [
+                {"id": "a", "phone_number": "+12025550001"},
+                {"id": "a", "phone_number": "+12025550002"},
+            ]
+        )
     with pytest.raises(TypeError):
         fake.set_numbers([42])  # type: ignore[list-item]
+
+
+A_LINE = "+12025551234"  # in the default pool
+
+
+@pytest.mark.parametrize(
+    ("call", "needles"),
+    [
+        (
+            lambda f: f.set_reputation(A_LINE, "critical"),
+            ["reputation", "'critical'", "'CRITICAL'"],
+        ),
+        (
+            lambda f: f.set_reputation(A_LINE, "BAD"),
+            ["reputation", "'BAD'", "'AT_RISK'", "raw_reputation"],
+        ),
+        (
+            lambda f: f.set_reputation(A_LINE, Reputation.UNKNOWN),
+            ["reputation", "UNKNOWN", "raw_reputation"],
+        ),
+        (
+            lambda f: f.set_status(A_LINE, "flagged"),
+            ["status", "'flagged'", "'FLAGGED'", "'ACTIVE'"],
+        ),
+        (lambda f: f.set_status(A_LINE, "PAUSED"), ["status", "'PAUSED'", "raw_status"]),
+        (lambda f: f.set_line_type(A_LINE, "imessage"), ["line_type", "'imessage'", "'iMessage'"]),
+        (
+            lambda f: f.set_line_type(A_LINE, "SMS"),
+            ["line_type", "'SMS'", "'RCS'", "raw_line_type"],
+        ),
+        (
+            lambda f: f.set_forwarding_number(A_LINE, "2025550199"),
+            ["forwarding_number", "'2025550199'", "E.164"],
+        ),
+        (lambda f: f.add_number("2025550199"), ["phone_number", "'2025550199'", "E.164"]),
+        (
+            lambda f: f.add_number("+12025550199", reputation="Healthy"),
+            ["reputation", "'Healthy'", "'HEALTHY'"],
+        ),
+        (
+            lambda f: f.add_number("+12025550199", status="active"),
+            ["status", "'active'", "'ACTIVE'"],
+        ),
+        (lambda f: f.add_number("+12025550199", line_type="rcs"), ["line_type", "'rcs'", "'RCS'"]),
+        (
+            lambda f: f.add_number("+12025550199", forwarding_number="555"),
+            ["forwarding_number", "'555'"],
+        ),
+        (lambda f: f.add_number("+12025550199", id=""), ["id", "''"]),
+        (
+            lambda f: f.set_numbers([{"phone_number": "+12025550199", "reputation": "GOOD"}]),
+            ["numbers[0]", "reputation", "'GOOD'", "'HEALTHY'"],
+        ),
+        (
+            lambda f: f.set_numbers(
+                ["+12025550198", {"phone_number": "+12025550199", "reputation": {"status": "bad"}}]
+            ),
+            ["numbers[1]", "reputation", "'bad'", "'CRITICAL'"],
+        ),
+        (
+            lambda f: f.set_numbers(
+                [{"phone_number": "+12025550199", "health_status": {"status": "ok"}}]
+            ),
+            ["numbers[0]", "health_status", "'ok'"],
+        ),
+        (
+            lambda f: f.set_numbers([{"phone_number": "+12025550199", "reputaton": "CRITICAL"}]),
+            ["numbers[0]", "'reputaton'", "reputation"],
+        ),
+        (lambda f: f.set_numbers(["12025550199"]), ["numbers[0]", "'12025550199'", "E.164"]),
+        (
+            lambda f: f.set_numbers([PhoneNumber(id="x", phone_number="555-0100")]),
+            ["numbers[0]", "'555-0100'", "E.164"],
+        ),
+    ],
+)
+def test_setters_refuse_values_linq_never_sends(
+    fake: FakeLinqServer, client: httpx.Client, call: Any, needles: list[str]
+) -> None:
+    """A value Linq never sends is a ValueError naming the argument, the value and the choices."""
+    before = client.get("/v3/phone_numbers").json()
+    with pytest.raises(ValueError) as info:  # noqa: PT011 - the message is checked below
+        call(fake)
+    for needle in needles:
+        assert needle in str(info.value)
+    assert client.get("/v3/phone_numbers").json() == before  # nothing half-applied
+
+
+def test_a_typo_in_a_reputation_no_longer_reads_as_unknown(fake: FakeLinqServer) -> None:
+    """set_reputation(n, "critical") used to serve a status the client reads as UNKNOWN."""
+    with pytest.raises(ValueError, match="did you mean 'CRITICAL'"):
+        fake.set_reputation(A_LINE, "critical")
+    fake.set_reputation(A_LINE, "CRITICAL")
+    fake.set_reputation(A_LINE, Reputation.AT_RISK)
+    with LinqClient(fake.api_key, base_url=fake.base_url) as linq:
+        line = next(n for n in linq.list_phone_numbers() if n.phone_number == A_LINE)
+    assert line.reputation is Reputation.AT_RISK
+    assert line.reputation_raw == "AT_RISK"
+
+
+def test_raw_values_serve_what_linq_may_send_later(
+    fake: FakeLinqServer, client: httpx.Client
+) -> None:
+    """raw_reputation / raw_status / raw_line_type serve any string; the client reads UNKNOWN."""
+    fake.set_numbers(
+        [*fake.numbers, {"phone_number": "+12025550179", "raw_reputation": "NEW_VALUE"}]
+    )
+    fake.set_reputation(A_LINE, raw_reputation="SUSPENDED")
+    fake.set_status(A_LINE, raw_status="PAUSED")
+    fake.set_line_type(A_LINE, raw_line_type="SMS")
+    added = fake.add_number(
+        "+12025550177", raw_reputation="PROBATION", raw_status="LIMITED", raw_line_type="WhatsApp"
+    )
+    lines = served(client)
+    assert lines[A_LINE]["reputation"] == {
+        "status": "SUSPENDED",
+        "doc_url": "https://docs.linqapp.com/guides/phone-numbers/phone-reputation#suspended",
+    }
+    assert (lines[A_LINE]["status"], lines[A_LINE]["line_type"]) == ("PAUSED", "SMS")
+    assert lines["+12025550177"]["id"] == added
+    assert lines["+12025550177"]["reputation"]["status"] == "PROBATION"
+    assert (lines["+12025550177"]["status"], lines["+12025550177"]["line_type"]) == (
+        "LIMITED",
+        "WhatsApp",
+    )
+    assert lines["+12025550179"]["reputation"]["status"] == "NEW_VALUE"
+    with LinqClient(fake.api_key, base_url=fake.base_url) as linq:
+        parsed = {n.phone_number: n for n in linq.list_phone_numbers()}
+    assert parsed[A_LINE].reputation is Reputation.UNKNOWN
+    assert parsed[A_LINE].reputation_raw == "SUSPENDED"
+    assert parsed["+12025550179"].reputation_raw == "NEW_VALUE"
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda f: f.set_reputation(A_LINE, "CRITICAL", raw_reputation="SUSPENDED"),
+        lambda f: f.set_reputation(A_LINE),
+        lambda f: f.set_status(A_LINE, "FLAGGED", raw_status="PAUSED"),
+        lambda f: f.set_line_type(A_LINE, "RCS", raw_line_type="SMS"),
+        lambda f: f.add_number("+12025550177", reputation="AT_RISK", raw_reputation="X"),
+        lambda f: f.set_numbers(
+            [{"phone_number": "+12025550177", "reputation": "AT_RISK", "raw_reputation": "X"}]
+        ),
+    ],
+)
+def test_a_value_and_its_raw_twin_together_are_refused(fake: FakeLinqServer, call: Any) -> None:
+    """Giving both (or, for set_reputation, neither) of a value and its raw_ twin is an error."""
+    with pytest.raises(ValueError, match="raw_"):
+        call(fake)
+
+
+def test_raw_values_must_be_strings(fake: FakeLinqServer) -> None:
+    """A raw value that is not a string is a TypeError naming the argument."""
+    with pytest.raises(TypeError, match="raw_reputation"):
+        fake.set_reputation(A_LINE, raw_reputation=3)  # type: ignore[arg-type]
 
 
 def test_phone_numbers_round_trip_through_the_parser() -> None:
