@@ -19,6 +19,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING
 
 import attrs
 import httpx
@@ -40,6 +41,9 @@ from ._sim_workload import (
 )
 from .testing import FakeClock, FakeLinqServer, sample_pool
 
+if TYPE_CHECKING:
+    from ._router import Router
+
 __all__ = [
     "TICKS",
     "TICK_SECONDS",
@@ -57,7 +61,13 @@ __all__ = [
 ]
 
 Picker = Callable[[str], Pick]
-"""Picks a line for one recipient (``Router(registry, spec).pick``)."""
+"""Picks a line for one recipient (``Router(registry, spec).pick``).
+
+A picker with a ``settle(timeout)`` method, as the default one has, is settled after
+each tick's snapshot is installed, before the tick's picks.
+"""
+_SETTLE_TIMEOUT = 30.0
+"""Seconds a tick waits at most for the router to compile the tick's snapshot."""
 PickerFactory = Callable[[Registry, str], Picker]
 ProgressFn = Callable[[int], None]
 
@@ -232,11 +242,25 @@ def _chunks(lo: int, hi: int, parts: int) -> Iterator[tuple[int, int]]:
             yield a, b
 
 
+@attrs.frozen
+class _RouterPicker:
+    """``Router.pick``, and the router's ``settle`` for the run to call between ticks."""
+
+    router: Router
+
+    def __call__(self, to: str) -> Pick:
+        return self.router.pick(to)
+
+    def settle(self, timeout: float) -> bool:
+        """Wait until the router picks from its newest snapshot's compile."""
+        return self.router.settle(timeout)
+
+
 def router_picker(registry: Registry, spec: str) -> Picker:
     """The default picker: ``Router(registry, policy=spec).pick``."""
     from ._router import Router  # noqa: PLC0415 - keeps this module importable on its own
 
-    return Router(registry, policy=spec).pick
+    return _RouterPicker(Router(registry, policy=spec))
 
 
 def run_workload(
@@ -303,6 +327,11 @@ def run_workload(
             registry.snapshot()
             registry.close()
             trace.snapshots.append(registry.snapshot())
+            # The router compiles a new snapshot in the background and picks from the
+            # previous compile meanwhile; waiting here keeps the run reproducible.
+            settle = getattr(pick, "settle", None)
+            if settle is not None:
+                settle(_SETTLE_TIMEOUT)
             lo, hi = workload.bounds(tick)
             futures = [pool.submit(work, a, b) for a, b in _chunks(lo, hi, workers)]
             for future in futures:
