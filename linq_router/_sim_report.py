@@ -1,17 +1,22 @@
 """``linq-router simulate``'s terminal report: rich tables of one run or several side by side.
 
 Everything here reads ``RunResult`` values and builds rich renderables; printing is
-the caller's. The HTML report (``_html_report``) shows the same figures.
+the caller's. The tables fit the console they are printed on (``_fit``): on a
+narrow terminal they drop the bars, the line type and the timeline, in that order,
+but never a number, a pick count or a share. The HTML report (``_html_report``)
+shows the same figures.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from rich.console import Group, RenderableType
+import attrs
+from rich.console import Group, OverflowMethod, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from ._fit import Fit
 from ._models import Reputation
 from ._simulate import TICK_SECONDS, LineHistory, RunResult, percent
 
@@ -98,34 +103,103 @@ def _legend() -> Text:
     return text
 
 
-def _lines_table(results: Sequence[RunResult], title: str) -> Table:
+@attrs.frozen
+class _Columns:
+    """Which of the per-line table's optional columns a layout shows."""
+
+    bars: bool = True
+    line_type: bool = True
+    timeline: bool = True
+
+    def hidden(self) -> list[str]:
+        """The names of the columns worth saying are missing (bars are not)."""
+        return [
+            name
+            for name, shown in (
+                ("line type", self.line_type),
+                ("reputation over time", self.timeline),
+            )
+            if not shown
+        ]
+
+
+# Narrower and narrower: first the bars go (the share says the same), then the line
+# type, then the timeline; the numbers, picks and shares always stay.
+_LAYOUTS = (
+    _Columns(),
+    _Columns(bars=False),
+    _Columns(bars=False, line_type=False),
+    _Columns(bars=False, line_type=False, timeline=False),
+)
+
+
+def _lines_table(
+    results: Sequence[RunResult],
+    title: str,
+    columns: _Columns = _LAYOUTS[0],
+    *,
+    fold: bool = False,
+) -> Table:
+    # ``fold`` is the last resort: the values people copy (numbers, picks, shares) fold
+    # onto a second line rather than lose characters.
+    overflow: OverflowMethod = "fold" if fold else "ellipsis"
     table = Table(title=title, title_justify="left")
-    table.add_column("line", no_wrap=True)
-    table.add_column("type", no_wrap=True)
-    table.add_column("reputation over time", no_wrap=True)
+    table.add_column("line", no_wrap=not fold, overflow=overflow)
+    if columns.line_type:
+        table.add_column("type", no_wrap=True)
+    if columns.timeline:
+        table.add_column("reputation over time", no_wrap=True)
     single = len(results) == 1
     for result in results:
         label = "picks" if single else result.spec
-        table.add_column(label, justify="right", no_wrap=single)
+        table.add_column(label, justify="right", no_wrap=single and not fold, overflow=overflow)
         if single:
-            table.add_column("share", justify="right", no_wrap=True)
-            table.add_column("", no_wrap=True)
+            table.add_column("share", justify="right", no_wrap=not fold, overflow=overflow)
+            if columns.bars:
+                table.add_column("", no_wrap=True)
     peak = max((r.share(h.id) for r in results for h in r.lines), default=0.0)
     for history in results[0].lines:
-        row: list[RenderableType] = [
-            history.phone_number,
-            history.line_type or "-",
-            _timeline(history),
-        ]
+        row: list[RenderableType] = [history.phone_number]
+        if columns.line_type:
+            row.append(history.line_type or "-")
+        if columns.timeline:
+            row.append(_timeline(history))
         for result in results:
-            share = result.share(history.id)
-            if single:
-                row += [f"{result.picks.get(history.id, 0):,}", f"{100 * share:.1f}%"]
-                row.append(_bar(share, peak))
-            else:
-                row.append(Text.assemble(_bar(share, peak, 10), f" {100 * share:5.1f}%"))
+            row += _share_cells(result, history.id, peak, single=single, bars=columns.bars)
         table.add_row(*row)
     return table
+
+
+def _share_cells(
+    result: RunResult, line_id: str, peak: float, *, single: bool, bars: bool
+) -> list[RenderableType]:
+    """One run's cells of a line's row: picks, share and bar alone; a share beside others."""
+    share = result.share(line_id)
+    if single:
+        cells: list[RenderableType] = [f"{result.picks.get(line_id, 0):,}", f"{100 * share:.1f}%"]
+        return [*cells, _bar(share, peak)] if bars else cells
+    if bars:
+        return [Text.assemble(_bar(share, peak, 10), f" {100 * share:5.1f}%")]
+    return [f"{100 * share:.1f}%"]
+
+
+def _lines_block(results: Sequence[RunResult], title: str) -> Fit:
+    """The per-line table (with its legend) in the richest layout the width allows."""
+
+    def layout(columns: _Columns, *, fold: bool = False) -> Callable[[], Group]:
+        def build() -> Group:
+            parts: list[RenderableType] = [_lines_table(results, title, columns, fold=fold)]
+            if columns.timeline:
+                parts.append(_legend())
+            hidden = columns.hidden()
+            if hidden:
+                note = f"({' and '.join(hidden)} not shown at this width; see --report)"
+                parts.append(Text(note, style="dim"))
+            return Group(*parts)
+
+        return build
+
+    return Fit([layout(c) for c in _LAYOUTS], fallback=layout(_LAYOUTS[-1], fold=True))
 
 
 def critical_verdict(result: RunResult) -> Text:
@@ -191,7 +265,7 @@ def render_run(result: RunResult, *, demo: bool = True) -> RenderableType:
     summary.add_column()
     for name, value in _summary_rows(result):
         summary.add_row(name, value)
-    return Group(_lines_table([result], title), _legend(), _events(result), "", summary)
+    return Group(_lines_block([result], title), _events(result), "", summary)
 
 
 def render_compare(results: Sequence[RunResult], *, demo: bool = True) -> RenderableType:
@@ -202,15 +276,33 @@ def render_compare(results: Sequence[RunResult], *, demo: bool = True) -> Render
         + (" (demo pool)" if demo else "")
         + ": share of picks per line"
     )
-    figures = Table(title="side by side", title_justify="left")
-    figures.add_column("", style="bold", no_wrap=True)
-    for result in results:
-        figures.add_column(result.spec)
     rows = [_summary_rows(r) for r in results]
-    for k, (name, _value) in enumerate(rows[0]):
-        if name == "sends":
-            continue
-        figures.add_row(name, *(row[k][1] for row in rows))
+
+    def side_by_side() -> Table:
+        figures = Table(title="side by side", title_justify="left")
+        figures.add_column("", style="bold", no_wrap=True)
+        for result in results:
+            figures.add_column(result.spec)
+        for k, (name, _value) in enumerate(rows[0]):
+            if name == "sends":
+                continue
+            figures.add_row(name, *(row[k][1] for row in rows))
+        return figures
+
+    def one_after_another() -> Group:
+        # Too narrow for the specs side by side: each spec's figures on their own.
+        parts: list[RenderableType] = []
+        for result, summary_rows in zip(results, rows, strict=True):
+            grid = Table.grid(padding=(0, 2))
+            grid.add_column(style="bold", no_wrap=True)
+            grid.add_column(overflow="fold")
+            for name, value in summary_rows:
+                if name != "sends":
+                    grid.add_row(name, value)
+            parts += [Text(result.spec, style="bold underline", overflow="fold"), grid, ""]
+        return Group(*parts)
+
+    figures = Fit([side_by_side], fallback=one_after_another)
     verdicts = Text()
     clean = [r.spec for r in results if r.to_critical == 0]
     dirty = [r.spec for r in results if r.to_critical]
@@ -231,4 +323,4 @@ def render_compare(results: Sequence[RunResult], *, demo: bool = True) -> Render
                     " vs "
                     + ", ".join(f"{r.spec!r} {100 * (r.stay_rate or 0):.1f}%" for r in others)
                 )
-    return Group(_lines_table(results, title), _legend(), _events(first), "", figures, verdicts)
+    return Group(_lines_block(results, title), _events(first), "", figures, verdicts)
