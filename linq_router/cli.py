@@ -4,7 +4,9 @@ An optional extra: ``pip install 'linq-router[cli]'`` brings click and rich. Eve
 command reads the real API with ``LINQ_API_V3_API_KEY`` (and ``LINQ_API_V3_BASE_URL``
 when set), or, with ``--demo``, an embedded fake Linq API seeded with a sample pool.
 
-Exit codes: 0 ok, 1 API or selection failure, 2 usage error.
+Exit codes: 0 ok, 1 API or selection failure, 2 usage error. A failure is one
+``Error:`` line on stderr that names what to fix (the variable, the URL tried), never
+a traceback and never the key.
 """
 
 from __future__ import annotations
@@ -13,14 +15,15 @@ import contextlib
 import json
 import logging
 import os
-from collections import Counter
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
+
+import attrs
 
 try:
     import click
     from rich.console import Console
-    from rich.table import Table
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     missing = exc.name or "click/rich"
     msg = (
@@ -29,39 +32,65 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     )
     raise SystemExit(msg) from exc
 
-from ._client import API_KEY_ENV, LinqClient
+from ._cli_errors import (
+    Failure,
+    HoldingErrors,
+    UsageLine,
+    check_base_url,
+    describe_api_error,
+    report_path_problem,
+    root_error,
+    scrub,
+)
+from ._cli_lines import line_json, lines_table, reputation_summary
+from ._client import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL, LinqClient
 from ._errors import LinqAPIError, LinqRouterError
-from ._models import PhoneNumber, Reputation
+from ._models import Snapshot
+from ._parsing import is_e164
 from ._registry import Registry
 
 __all__ = ["main"]
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
-REPUTATION_STYLE = {
-    Reputation.HEALTHY: "green",
-    Reputation.AT_RISK: "yellow",
-    Reputation.CRITICAL: "red",
-    Reputation.UNKNOWN: "magenta",
-}
+_LOG_HANDLER = "linq_router.cli.log"
+_BASE_URL = "linq_router.cli.base_url"
 
 
-class Failure(click.ClickException):
-    """An API or selection failure: exit code 1, message on stderr."""
+@attrs.frozen
+class CliContext:
+    """What the commands take from the world, as click's ``obj``; tests pass their own.
 
-    exit_code = 1
+    ``sleep`` is what the API client waits with between retries.
+    """
+
+    sleep: Callable[[float], None] = time.sleep
+
+
+def _context() -> CliContext:
+    found = click.get_current_context().find_object(CliContext)
+    return found if found is not None else CliContext()
+
+
+def _api_url() -> str:
+    """The base URL the command talked to (the environment's, unless a demo)."""
+    meta = click.get_current_context().meta
+    url = meta.get(_BASE_URL)
+    return url if isinstance(url, str) else os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
 
 
 @contextlib.contextmanager
 def open_registry(demo: bool) -> Iterator[Registry]:
     """A registry on the real API (key from the environment) or on the embedded demo API."""
+    sleep = _context().sleep
     if demo:
         from .testing import FakeLinqServer, sample_pool  # noqa: PLC0415 - demo only
 
         with (
             FakeLinqServer(sample_pool()) as server,
-            LinqClient(server.api_key, base_url=server.base_url) as client,
+            LinqClient(server.api_key, base_url=server.base_url, sleep=sleep) as client,
         ):
+            click.get_current_context().meta[_BASE_URL] = client.base_url
             yield Registry(client)
         return
     if not os.environ.get(API_KEY_ENV):
@@ -70,22 +99,33 @@ def open_registry(demo: bool) -> Iterator[Registry]:
             "server), or add --demo to try the embedded sample pool"
         )
         raise click.UsageError(msg)
-    with LinqClient() as client:
+    check_base_url()
+    try:
+        client = LinqClient(sleep=sleep)
+    except ValueError as exc:  # the library's messages never hold the key
+        raise click.UsageError(scrub(str(exc), os.environ.get(BASE_URL_ENV, ""))) from None
+    with client:
+        click.get_current_context().meta[_BASE_URL] = client.base_url
         yield Registry(client)
 
 
+def _drop_held_errors() -> None:
+    handler = click.get_current_context().meta.get(_LOG_HANDLER)
+    if isinstance(handler, HoldingErrors):
+        handler.failed()
+
+
 def api_errors(fn: _F) -> _F:
-    """Turn library errors into messages a person can act on, with exit code 1."""
+    """Turn library errors into one line a person can act on, with exit code 1."""
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except LinqAPIError as exc:
-            if exc.code == 2004 or exc.status == 401:
-                msg = f"the API key in {API_KEY_ENV} was refused (Linq error 2004): {exc}"
-                raise Failure(msg) from exc
-            raise Failure(f"Linq API error: {exc}") from exc
+            _drop_held_errors()  # the line below says it all
+            raise Failure(describe_api_error(exc, _api_url())) from exc
         except LinqRouterError as exc:
+            _drop_held_errors()
             raise Failure(str(exc)) from exc
 
     wrapper.__name__ = fn.__name__
@@ -100,76 +140,58 @@ demo_option = click.option(
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="linq-router")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """Choose the `from` number for outbound Linq messages."""
     # The library only adds a NullHandler; the command line shows its warnings (an
-    # RCS fallback for a voice memo, sending on unhealthy lines) on stderr.
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
+    # RCS fallback for a voice memo, sending on unhealthy lines, retries) on stderr.
+    handler = HoldingErrors()
+    logger = logging.getLogger("linq_router")
+    logger.addHandler(handler)
+    ctx.meta[_LOG_HANDLER] = handler
+
+    def done() -> None:
+        logger.removeHandler(handler)
+        handler.show_held()
+
+    ctx.call_on_close(done)
 
 
 def make_console() -> Console:
-    """A rich console; piped output gets a wide page so ids and numbers stay whole."""
+    """A rich console; tables fit its width (the terminal's, or ``COLUMNS``).
+
+    Piped output with no ``COLUMNS`` gets a wide page, so nothing needs to fold.
+    """
     console = Console()
-    if not console.is_terminal:
+    if not console.is_terminal and not os.environ.get("COLUMNS", "").isdigit():
         console = Console(width=max(console.width, 160))
     return console
 
 
-def line_json(line: PhoneNumber) -> dict[str, Any]:
-    """A line as plain JSON, for ``--json`` output."""
-    return {
-        "id": line.id,
-        "phone_number": line.phone_number,
-        "reputation": line.reputation_raw or line.reputation.value,
-        "line_type": line.line_type,
-        "status": line.status,
-        "forwarding_number": line.forwarding_number,
-    }
-
-
-def reputation_summary(lines: list[PhoneNumber]) -> str:
-    """'12 lines: 9 HEALTHY, 2 AT_RISK, 1 CRITICAL' (only the statuses present)."""
-    counts = Counter(line.reputation for line in lines)
-    parts = [f"{counts[r]} {r.value}" for r in Reputation if counts[r]]
-    flagged = sum(line.is_flagged for line in lines)
-    if flagged:
-        parts.append(f"{flagged} FLAGGED")
-    return f"{len(lines)} lines: " + (", ".join(parts) if parts else "none")
-
-
-@main.command()
+@main.command(short_help="List the partner's lines with their reputation.")
 @demo_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @api_errors
 def numbers(demo: bool, as_json: bool) -> None:
-    """List the partner's lines with their reputation."""
+    """List the partner's lines with their reputation.
+
+    The table fits the terminal: on a narrow one it leaves out the forwarding number,
+    then the line type, then the status, and says so; ids and numbers stay whole.
+    """
     with open_registry(demo) as registry:
         lines = list(registry.snapshot())
     if as_json:
         click.echo(json.dumps({"phone_numbers": [line_json(n) for n in lines]}, indent=2))
         return
     console = make_console()
-    table = Table(title="Linq lines" + (" (demo pool)" if demo else ""))
-    for column in ("number", "id", "reputation", "status", "line type", "forwarding"):
-        table.add_column(column, no_wrap=True)
-    for line in lines:
-        style = REPUTATION_STYLE[line.reputation]
-        table.add_row(
-            line.phone_number,
-            line.id,
-            f"[{style}]{line.reputation_raw or line.reputation.value}[/{style}]",
-            "[red]FLAGGED[/red]" if line.is_flagged else (line.status or "-"),
-            line.line_type or "-",
-            line.forwarding_number or "-",
-        )
-    console.print(table)
+    console.print(lines_table(lines, "Linq lines" + (" (demo pool)" if demo else "")))
     console.print(reputation_summary(lines))
 
 
 # -- pick and update ------------------------------------------------------------------
 
 
-@main.command()
+@main.command(short_help="Choose the `from` number(s) for a message.")
 @demo_option
 @click.option(
     "--to",
@@ -212,24 +234,53 @@ def pick(
             click.echo(f"  {chosen.explanation}")
 
 
-@main.command()
+def line_id_for(snapshot: Snapshot, id_or_number: str) -> str:
+    """The id of the line ``id_or_number`` names: its id, or the id of its number.
+
+    A number no line has is a ``Failure``; an id the list does not show is passed
+    on, for the API to decide.
+    """
+    line = snapshot.get(id_or_number)
+    if line is not None:
+        return line.id
+    if is_e164(id_or_number):
+        msg = (
+            f"no line has the number {id_or_number} (of {len(snapshot)} listed); "
+            "`linq-router numbers` lists them with their ids"
+        )
+        raise Failure(msg)
+    return id_or_number
+
+
+@main.command(short_help="Set or clear a line's forwarding number.")
 @demo_option
-@click.argument("line_id", metavar="ID")
+@click.argument("line", metavar="ID_OR_NUMBER")
 @click.option("--forwarding-number", metavar="E164", help="The number to forward to.")
 @click.option("--clear", is_flag=True, help="Remove the forwarding number.")
 @api_errors
-def update(demo: bool, line_id: str, forwarding_number: str | None, clear: bool) -> None:
-    """Set (or --clear) a line's forwarding number, through the registry."""
+def update(demo: bool, line: str, forwarding_number: str | None, clear: bool) -> None:
+    """Set (or --clear) a line's forwarding number, through the registry.
+
+    The line is given by its id or by its number, as `linq-router numbers` shows them.
+    """
     if clear == (forwarding_number is not None):
         msg = "give exactly one of --forwarding-number E164 or --clear"
         raise click.UsageError(msg)
+    if forwarding_number is not None and not is_e164(forwarding_number):
+        msg = f"{forwarding_number!r} is not an E.164 number such as +12025551234"
+        raise click.BadParameter(msg, param_hint="--forwarding-number")
     with open_registry(demo) as registry:
-        registry.snapshot()
+        line_id = line_id_for(registry.snapshot(), line)
         try:
-            line = registry.update_phone_number(line_id, forwarding_number=forwarding_number)
+            updated = registry.update_phone_number(line_id, forwarding_number=forwarding_number)
+        except LinqAPIError as exc:
+            if root_error(exc).status != 404:
+                raise
+            msg = f"no line has the id {line!r}; `linq-router numbers` lists them with their ids"
+            raise Failure(msg) from exc
         except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--forwarding-number") from exc
-    click.echo(json.dumps(line_json(line), indent=2))
+            raise click.BadParameter(str(exc), param_hint="ID_OR_NUMBER") from exc
+    click.echo(json.dumps(line_json(updated), indent=2))
 
 
 # -- simulate -------------------------------------------------------------------------
@@ -254,8 +305,6 @@ def _checked_specs(specs: tuple[str, ...], param: str) -> list[str]:
 def _quiet_library_logs() -> Iterator[None]:
     # The run injects 3006s on purpose; the report counts them, so their warnings
     # would only scroll the progress bar away.
-    import logging  # noqa: PLC0415
-
     logger = logging.getLogger("linq_router")
     level = logger.level
     logger.setLevel(logging.ERROR)
@@ -265,7 +314,36 @@ def _quiet_library_logs() -> Iterator[None]:
         logger.setLevel(level)
 
 
-@main.command()
+def _checked_report(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    # Checked while the arguments are parsed, so a path that cannot be written stops
+    # the command before a run that may take a minute, not after it.
+    problem = None if value is None else report_path_problem(value)
+    if problem is not None:
+        raise UsageLine(f"--report {value}: {problem}")
+    return value
+
+
+def _quoted(spec: str) -> str:
+    """``spec`` in single quotes, as a shell takes it back."""
+    return "'" + spec.replace("'", "'\"'\"'") + "'"
+
+
+def _stray_specs(specs: tuple[str, ...], policy: str | None) -> str:
+    """What to say about SPEC arguments given without ``--compare``."""
+    if len(specs) == 1 and policy is None:
+        return (
+            f"unexpected argument {_quoted(specs[0])}; to run one spec, give it as "
+            f"--policy {_quoted(specs[0])} (--compare SPEC SPEC ... runs several side by side)"
+        )
+    together = " ".join(_quoted(spec) for spec in ((policy,) if policy else ()) + specs)
+    noun = "argument" if len(specs) == 1 else "arguments"
+    return (
+        f"unexpected {noun} {' '.join(_quoted(spec) for spec in specs)}; to run several "
+        f"specs side by side, use --compare {together}"
+    )
+
+
+@main.command(short_help="Run picks through a policy and report what happened.")
 @demo_option
 @click.option("--policy", "policy", metavar="SPEC", help="The policy spec to run.")
 @click.option(
@@ -291,8 +369,8 @@ def _quiet_library_logs() -> Iterator[None]:
 @click.option("--seed", type=int, default=1, show_default=True, help="Makes the run reproducible.")
 @click.option(
     "--report",
-    type=click.Path(dir_okay=False, writable=True),
     metavar="FILE.html",
+    callback=_checked_report,
     help="Also write the results as a self-contained HTML page with charts.",
 )
 @api_errors
@@ -320,13 +398,15 @@ def simulate(
     if compare and policy is not None:
         raise click.UsageError("give either --policy SPEC or --compare SPEC SPEC ..., not both")
     if specs and not compare:
-        raise click.UsageError(f"unexpected argument {specs[0]!r}; did you mean --compare?")
+        raise click.UsageError(_stray_specs(specs, policy))
     if compare and not specs:
         raise click.UsageError("--compare needs at least one SPEC, e.g. --compare round-robin")
     chosen = _checked_specs(
         specs if compare else (policy or DEFAULT_POLICY,), "--compare" if compare else "--policy"
     )
     demo = demo or not os.environ.get(API_KEY_ENV)
+    if not demo:
+        check_base_url()
     workload = _simulate.make_workload(sends, seed, events=demo)
     console = make_console()
     with contextlib.ExitStack() as stack:
@@ -353,6 +433,9 @@ def simulate(
     if report is not None:
         from ._html_report import render_html  # noqa: PLC0415
 
-        with open(report, "w", encoding="utf-8") as out:
-            out.write(render_html(results, demo=demo))
+        try:
+            with open(report, "w", encoding="utf-8") as out:
+                out.write(render_html(results, demo=demo))
+        except OSError as exc:
+            raise Failure(f"could not write the report to {report}: {exc.strerror or exc}") from exc
         console.print(f"HTML report written to {report}")

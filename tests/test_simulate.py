@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from rich.cells import cell_len
 
 from linq_router import API_KEY_ENV, BASE_URL_ENV, Reputation
 from linq_router._simulate import (
@@ -275,3 +277,140 @@ def test_simulate_writes_the_html_report(tmp_path: Path) -> None:
     page = out.read_text(encoding="utf-8")
     assert page.count('<svg class="chart') == 4
     assert "round-robin" in page
+
+
+# -- widths: picks and shares stay whole at 80 and 120 columns -------------------------
+
+WIDTHS = [80, 120]
+NUMBERS = [line["phone_number"] for line in sample_pool()]
+SHARE = re.compile(r"(\d+\.\d)%")
+
+
+def at_width(width: int, args: list[str]) -> str:
+    """The output of `linq-router <args>` on a terminal ``width`` columns wide."""
+    result = CliRunner().invoke(main, args, env={"COLUMNS": str(width)})
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.output
+    assert max(cell_len(line) for line in result.output.splitlines()) <= width
+    return result.output
+
+
+def line_rows(output: str) -> dict[str, list[str]]:
+    """The per-line table's rows, by number: each row's cells after the number."""
+    rows = {}
+    for text in output.splitlines():
+        cells = [cell.strip() for cell in text.split("│")[1:-1]]
+        if cells and cells[0] in NUMBERS:
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def picks_and_share(cells: list[str]) -> tuple[int, float]:
+    """A one-spec row's pick count and share (the cell after the count)."""
+    at = next(k for k, cell in enumerate(cells) if re.fullmatch(r"\d[\d,]*", cell))
+    share = SHARE.fullmatch(cells[at + 1])
+    assert share is not None, cells
+    return int(cells[at].replace(",", "")), float(share[1])
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_simulate_keeps_picks_and_shares_whole(width: int) -> None:
+    """One spec: every line's pick count and share are whole and add up to the sends."""
+    out = at_width(width, ["simulate", "--sends", "3000", "--workers", "1"])
+    rows = line_rows(out)
+    assert list(rows) == NUMBERS
+    figures = [picks_and_share(cells) for cells in rows.values()]
+    assert sum(picks for picks, _ in figures) == 3000
+    shares = [share for _, share in figures]
+    assert sum(shares) == pytest.approx(100, abs=0.6)
+    assert "skip-critical | reputation-weighted" in out
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_simulate_compare_keeps_every_share_whole(width: int) -> None:
+    """--compare: each line shows one whole share per spec; each spec's shares add to 100%."""
+    out = at_width(width, ["simulate", "--sends", "3000", "--workers", "1", "--compare", *COMPARE])
+    rows = line_rows(out)
+    assert list(rows) == NUMBERS
+    columns = [[float(m) for c in cells for m in SHARE.findall(c)] for cells in rows.values()]
+    assert all(len(shares) == len(COMPARE) for shares in columns)
+    for k in range(len(COMPARE)):
+        assert sum(shares[k] for shares in columns) == pytest.approx(100, abs=0.6)
+    flat = " ".join(out.split())
+    assert "CRITICAL lines at zero picks:" in flat
+    for spec in COMPARE:
+        assert spec in flat
+
+
+def test_simulate_drops_timeline_legend_only_with_its_column() -> None:
+    """The glyph legend shows exactly when the 'reputation over time' column does."""
+    wide = at_width(120, ["simulate", "--sends", "1000"])
+    narrow = at_width(80, ["simulate", "--sends", "1000", "--compare", *COMPARE])
+    assert timeline_shown(wide)
+    assert "█ HEALTHY" in wide
+    assert not timeline_shown(narrow)
+    assert "█ HEALTHY" not in narrow
+    assert "reputation over time not shown at this width" in narrow
+
+
+def timeline_shown(output: str) -> bool:
+    """Whether a table in ``output`` has the 'reputation over time' column."""
+    return any("┃" in line and "reputation over time" in line for line in output.splitlines())
+
+
+# -- argument mistakes -------------------------------------------------------------------
+
+
+def test_one_bare_spec_suggests_policy() -> None:
+    """`simulate round-robin` suggests --policy for one spec, not --compare."""
+    result = CliRunner().invoke(main, ["simulate", "round-robin"])
+    assert result.exit_code == 2, result.output
+    assert "--policy 'round-robin'" in result.output
+    assert "--compare" not in result.output.split("Error:", 1)[1].split("(")[0]
+
+
+def test_several_bare_specs_suggest_compare() -> None:
+    """`simulate round-robin sticky` suggests --compare for several specs."""
+    result = CliRunner().invoke(main, ["simulate", "round-robin", "sticky"])
+    assert result.exit_code == 2, result.output
+    assert "--compare 'round-robin' 'sticky'" in result.output
+
+
+@pytest.mark.parametrize(
+    ("report", "needle"),
+    [
+        ("{tmp}/no/such/dir/x.html", "does not exist"),
+        ("{tmp}", "is a directory"),
+        ("{tmp}/file.txt/x.html", "not a directory"),
+    ],
+)
+def test_a_report_path_that_cannot_be_written_fails_before_the_run(
+    tmp_path: Path, report: str, needle: str
+) -> None:
+    """--report to a path that cannot be written: exit 2 at once, one line, nothing run."""
+    (tmp_path / "file.txt").write_text("x")
+    path = report.format(tmp=tmp_path)
+    result = CliRunner().invoke(main, ["simulate", "--sends", "300000", "--report", path])
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("Error: ")
+    assert "--report" in line
+    assert needle in line
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="root may write anywhere")
+def test_a_report_in_a_read_only_directory_fails_before_the_run(tmp_path: Path) -> None:
+    """--report into a directory without write permission: exit 2 at once, one line."""
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        result = CliRunner().invoke(
+            main, ["simulate", "--sends", "300000", "--report", str(locked / "x.html")]
+        )
+    finally:
+        locked.chmod(0o700)
+    assert result.exit_code == 2, result.output
+    assert "not writable" in result.stderr
