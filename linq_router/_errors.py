@@ -18,6 +18,10 @@ The tree::
 also an instance of the error that caused it, so ``except AuthenticationError`` still
 catches a refused key whether it came from the client or through the registry.
 
+Every error pickles and unpickles to the same class with its fields (``status``,
+``code``, ``message``, ``doc_url``, ``retry_after``), so errors cross process pools;
+like any exception, its ``__cause__`` and traceback stay behind.
+
 Messages never contain the API key.
 """
 
@@ -90,11 +94,13 @@ class LinqAPIError(LinqRouterError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         # Keyword-only constructor arguments do not survive the default pickling, and
-        # errors cross process pools.
-        return (
-            _rebuild,
-            (type(self), self.message, self.__dict__),
-        )
+        # errors cross process pools. The registry's combined classes are built at run
+        # time and cannot be found by name: they are pickled as the class of the cause
+        # they combine with, and built again (or found in the cache) when unpickled.
+        because = type(self).__dict__.get("_because")
+        if because is not None:
+            return (_rebuild_unavailable, (because, self.message, self.__dict__))
+        return (_rebuild, (type(self), self.message, self.__dict__))
 
 
 def _rebuild(cls: type[LinqAPIError], message: str, state: dict[str, Any]) -> LinqAPIError:
@@ -102,6 +108,12 @@ def _rebuild(cls: type[LinqAPIError], message: str, state: dict[str, Any]) -> Li
     LinqAPIError.__init__(err, message)
     err.__dict__.update(state)
     return err
+
+
+def _rebuild_unavailable(
+    because: type[LinqAPIError], message: str, state: dict[str, Any]
+) -> LinqAPIError:
+    return _rebuild(_unavailable_because(because), message, state)
 
 
 class AuthenticationError(LinqAPIError):
@@ -179,19 +191,27 @@ def _unavailable_because(cause: type[LinqAPIError]) -> type[RegistryUnavailableE
     """A ``RegistryUnavailableError`` subclass that is also a ``cause``.
 
     So callers catching the cause's class (say ``AuthenticationError``) still catch it
-    when it surfaces through the registry.
+    when it surfaces through the registry. One class per cause class, built on first
+    use; instances pickle by naming the cause class (``LinqAPIError.__reduce__``), so an
+    unpickled one is an instance of this same class.
     """
     if issubclass(cause, RegistryUnavailableError):
         return cause
     cls = _UNAVAILABLE_BECAUSE.get(cause)
     if cls is None:
-        # A benign race: two threads may build the class twice; either copy works.
-        cls = type(
+        built = type(
             f"RegistryUnavailableError[{cause.__name__}]",
             (RegistryUnavailableError, cause),
-            {"__module__": __name__, "__doc__": RegistryUnavailableError.__doc__},
+            {
+                "__module__": __name__,
+                "__qualname__": f"RegistryUnavailableError[{cause.__name__}]",
+                "__doc__": RegistryUnavailableError.__doc__,
+                "_because": cause,
+            },
         )
-        _UNAVAILABLE_BECAUSE[cause] = cls
+        # Two threads may both build one; setdefault (atomic) keeps the first for both,
+        # so that an unpickled error's class is always the original's.
+        cls = _UNAVAILABLE_BECAUSE.setdefault(cause, built)
     return cls
 
 
