@@ -4,7 +4,8 @@ Rules: a body that is not the documented shape raises ``LinqResponseError``; a b
 entry inside an otherwise good list is dropped with a warning; values newer than this
 library (a reputation, line type or status it does not know) are kept as far as they
 can be and logged once per value. An entry whose fields are those of an entry in the
-previous list (``LineMemo``) gets the line built from that one back.
+previous list (``LineMemo``) gets the line built from that one back. Values quoted in
+log lines and errors are cut to 60 characters (``_arguments.shown``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import threading
 import weakref
 from typing import Any, cast
 
+from ._arguments import shown
 from ._errors import LinqResponseError
 from ._models import LineStatus, LineType, PhoneNumber, Reputation
 
@@ -48,7 +50,7 @@ class Warned:
             if key in self._seen:
                 return
             self._seen.add(key)
-        logger.warning("Linq sent an unknown %s %r; treating it as unknown", kind, value)
+        logger.warning("Linq sent an unknown %s %s; treating it as unknown", kind, shown(value))
 
 
 # Every Warned alive, so that a forked child gets fresh locks (a thread of the parent
@@ -146,7 +148,9 @@ def _optional_e164(entry: dict[str, Any], field: str) -> str | None:
         return None
     if is_e164(value):
         return cast("str", value)
-    logger.warning("ignoring %s %r on line %r: not E.164", field, value, entry.get("id"))
+    logger.warning(
+        "ignoring %s %s on line %s: not E.164", field, shown(value), shown(entry.get("id"))
+    )
     return None
 
 
@@ -168,9 +172,9 @@ def _entry_problem(entry: object) -> str | None:
         return f"expected an object, got {type(entry).__name__}"
     line_id = entry.get("id")
     if not isinstance(line_id, str) or not line_id:
-        return f"missing or empty id ({line_id!r})"
+        return f"missing or empty id ({shown(line_id)})"
     if not is_e164(entry.get("phone_number")):
-        return f"phone_number {entry.get('phone_number')!r} is not E.164"
+        return f"phone_number {shown(entry.get('phone_number'))} is not E.164"
     return None
 
 
@@ -223,7 +227,7 @@ def parse_phone_number_list(
         # A remembered entry passed these checks already (same id, same number).
         problem = None if number is not None else _entry_problem(entry)
         if problem is None and entry["id"] in seen:
-            problem = f"duplicate id {entry['id']!r}"
+            problem = f"duplicate id {shown(entry['id'])}"
         if problem is not None:
             logger.warning("dropping phone_numbers[%d]: %s", index, problem)
             continue
@@ -255,6 +259,6 @@ def parse_updated_number(payload: object, warned: Warned = _PROCESS_WARNED) -> P
         entry["forwarding_number"] is None or isinstance(entry["forwarding_number"], str)
     ):
         raise LinqResponseError(
-            f"unexpected update response: forwarding_number {entry['forwarding_number']!r}"
+            f"unexpected update response: forwarding_number {shown(entry['forwarding_number'])}"
         )
     return parse_phone_number(entry, warned)

@@ -8,11 +8,13 @@ happens only when someone reads it (``str()``, or a DEBUG log that is enabled).
 from __future__ import annotations
 
 import functools
+import itertools
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sized
 
 import attrs
 
+from ._arguments import shown
 from ._models import PhoneNumber
 from ._parsing import is_e164
 
@@ -179,14 +181,20 @@ class PickContext:
     purpose: str = "chat"
 
 
-def _normalize(handle: object) -> str:
+# The most handles Linq takes in one chat's ``to`` (a group chat; linq-api.md).
+_MAX_RECIPIENTS = 31
+
+_HANDLE = "an E.164 number (+12025551234) or an email address"
+
+
+def _normalize(handle: object, name: str = "to") -> str:
     if isinstance(handle, str):
         value = handle.strip()
         if is_e164(value):
             return value
         if _EMAIL.fullmatch(value):
             return value.lower()
-    msg = f"recipient {handle!r} is neither an E.164 number (+12025551234) nor an email address"
+    msg = f"{name}={shown(handle)} is neither {_HANDLE}"
     raise ValueError(msg)
 
 
@@ -200,26 +208,36 @@ def _single(handle: str, purpose: str) -> PickContext:
 def make_context(to: str | Iterable[str] | None, purpose: str = "chat") -> PickContext:
     """Validate and normalize ``to`` for ``purpose``; ``ValueError`` names a bad value.
 
-    ``to`` is one handle, several (a group chat; up to 31 for Linq), or ``None``.
+    ``to`` is one handle, several (a group chat: at most 31, as many as Linq takes in
+    one chat), or ``None``. Values in messages are cut to 60 characters.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       More than 31 handles is a ``ValueError``; a bad handle in a list is named by
+       its position (``to[2]='nobody'``).
     """
     if purpose not in PURPOSES:
-        msg = f"unknown purpose {purpose!r}; expected one of {', '.join(PURPOSES)}"
+        msg = f"unknown purpose {shown(purpose)}; expected one of {', '.join(PURPOSES)}"
         raise ValueError(msg)
     if to is None:
         return _NO_RECIPIENT[purpose]
     if isinstance(to, str):
         return _single(to, purpose)
     if isinstance(to, (bytes, bytearray)) or not isinstance(to, Iterable):
+        msg = f"to={shown(to)} is neither {_HANDLE}, nor a list of them"
+        raise ValueError(msg)
+    # One past the limit is enough to refuse: an endless iterable must not hang here.
+    given = tuple(itertools.islice(to, _MAX_RECIPIENTS + 1))
+    if len(given) > _MAX_RECIPIENTS:
+        count = f"{len(to)} handles" if isinstance(to, Sized) else "more than 31 handles"
         msg = (
-            f"recipient {to!r} is neither an E.164 number (+12025551234) nor an email "
-            "address, nor a list of them"
+            f"to has {count}; Linq takes at most {_MAX_RECIPIENTS} in one chat, so a pick "
+            "is for one direct chat or one group of up to 31"
         )
         raise ValueError(msg)
-    handles = tuple(_normalize(h) for h in to)
+    handles = tuple(_normalize(h, f"to[{i}]") for i, h in enumerate(given))
     if not handles:
-        msg = f"to={to!r} is empty; give at least one recipient or None"
+        msg = f"to={shown(to)} is empty; give at least one recipient or None"
         raise ValueError(msg)
     # The sorted set makes the same group the same conversation whatever the order.
     return PickContext(handles, "\x1f".join(sorted(set(handles))), purpose)

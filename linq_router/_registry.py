@@ -32,10 +32,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import inspect
 import logging
 import threading
 from types import TracebackType
 
+from ._arguments import check_seconds
+from ._client import LinqClient
 from ._models import PhoneNumber, Snapshot
 from ._registry_core import SnapshotListener, _AsyncClient, _RegistryCore, _SyncClient
 
@@ -69,6 +72,12 @@ class Registry(_RegistryCore[_SyncClient]):
     ``clock`` (default ``time.monotonic``) is what TTLs are measured on; pass a fake
     one in tests.
 
+    Arguments are checked here: ``ttl`` and ``error_retry_interval`` are finite numbers
+    of seconds above 0, ``refresh_ahead`` lies between 0 and ``ttl``, ``stale_if_error``
+    is 0 or more (``math.inf``: serve the last good snapshot for as long as refreshing
+    fails); ``bool`` is no number. Anything else, or an async ``client``, is a
+    ``TypeError`` or ``ValueError`` naming the argument and the value.
+
     Objects built before ``os.fork()`` keep working in the child: it serves the
     snapshot it inherited, and its first refresh opens its own connections.
 
@@ -82,13 +91,24 @@ class Registry(_RegistryCore[_SyncClient]):
     .. versionadded:: 0.1
     .. versionchanged:: 0.2
        Stale-while-revalidate past the TTL; a failed refresh is retried within the
-       TTL; listeners may call back into the registry; safe across ``os.fork()``.
+       TTL; listeners may call back into the registry; safe across ``os.fork()``;
+       arguments are checked (``ttl=True``, ``ttl="60"``, ``error_retry_interval=inf``
+       are refused).
     """
 
     # The refresh under way (joined by every caller that needs one) and the thread of
     # the last background refresh; both guarded by the state lock.
     _inflight: concurrent.futures.Future[Snapshot] | None = None
     _background: threading.Thread | None = None
+
+    def _check_client(self, client: object) -> None:
+        super()._check_client(client)
+        if inspect.iscoroutinefunction(getattr(client, "list_phone_numbers", None)):
+            msg = (
+                "client must be a synchronous client such as LinqClient, got "
+                f"{type(client).__name__}, whose methods are async: use AsyncRegistry for it"
+            )
+            raise TypeError(msg)
 
     def snapshot(self) -> Snapshot:
         """The current snapshot; waits for a refresh only when there is none it may serve."""
@@ -194,6 +214,7 @@ class Registry(_RegistryCore[_SyncClient]):
 
         The client is not closed: it belongs to whoever made it.
         """
+        timeout = check_seconds("timeout", timeout, positive=False)
         thread = self._background
         # (A listener runs in that thread, and may call close() too.)
         if thread is not None and thread is not threading.current_thread():
@@ -218,15 +239,25 @@ class AsyncRegistry(_RegistryCore[_AsyncClient]):
     background task, and concurrent tasks arriving at an empty registry (or one older
     than ``ttl + stale_if_error``) share one request. Use one
     ``AsyncRegistry`` per event loop. ``subscribe`` and ``invalidate`` are plain
-    methods.
+    methods. Arguments are checked as ``Registry``'s are; a ``LinqClient`` (whose calls
+    would block the event loop) is a ``TypeError``.
 
     .. versionadded:: 0.1
     .. versionchanged:: 0.2
-       Stale-while-revalidate past the TTL, as ``Registry``.
+       Stale-while-revalidate past the TTL, and arguments checked, as ``Registry``.
     """
 
     # The refresh task under way, shared by every task that needs one.
     _inflight: asyncio.Task[Snapshot] | None = None
+
+    def _check_client(self, client: object) -> None:
+        super()._check_client(client)
+        if isinstance(client, LinqClient):
+            msg = (
+                "client must be an asynchronous client such as AsyncLinqClient, got "
+                "LinqClient, whose calls would block the event loop: use Registry for it"
+            )
+            raise TypeError(msg)
 
     async def snapshot(self) -> Snapshot:
         """The current snapshot; waits for a refresh only when there is none it may serve."""

@@ -30,6 +30,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import attrs
 
+from ._arguments import check_callable, check_seconds, shown
 from ._errors import registry_unavailable
 from ._models import PhoneNumber, Snapshot
 
@@ -85,21 +86,17 @@ class _RegistryCore(Generic[_C]):
         error_retry_interval: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not ttl > 0 or math.isinf(ttl):
-            msg = f"ttl must be a positive number of seconds, got {ttl!r}"
-            raise ValueError(msg)
-        if not stale_if_error >= 0:
-            msg = f"stale_if_error must be a non-negative number of seconds, got {stale_if_error!r}"
-            raise ValueError(msg)
-        if refresh_ahead is not None and not 0 < refresh_ahead < ttl:
-            msg = (
-                f"refresh_ahead is the snapshot age that starts a background refresh; it "
-                f"must be between 0 and ttl ({ttl!r}) exclusive, got {refresh_ahead!r}"
-            )
-            raise ValueError(msg)
-        if not error_retry_interval > 0:
-            msg = f"error_retry_interval must be positive, got {error_retry_interval!r}"
-            raise ValueError(msg)
+        self._check_client(client)
+        ttl = check_seconds("ttl", ttl)
+        # math.inf: serve the last good snapshot for as long as refreshing keeps failing.
+        stale_if_error = check_seconds(
+            "stale_if_error", stale_if_error, positive=False, infinite=True
+        )
+        if refresh_ahead is not None:
+            # The age that starts a background refresh: before the snapshot expires.
+            refresh_ahead = check_seconds("refresh_ahead", refresh_ahead, below=("ttl", ttl))
+        error_retry_interval = check_seconds("error_retry_interval", error_retry_interval)
+        check_callable("clock", clock, "a function returning the time in seconds (a float)")
         self.client: _C = client
         self.ttl = ttl
         self.stale_if_error = stale_if_error
@@ -130,6 +127,21 @@ class _RegistryCore(Generic[_C]):
         self.failures = 0
         """How many refreshes failed (after the client's retries)."""
         _LIVE.add(self)
+
+    def _check_client(self, client: object) -> None:
+        """A ``TypeError`` unless ``client`` has the two methods a registry calls."""
+        missing = [
+            name
+            for name in ("list_phone_numbers", "update_phone_number")
+            if not callable(getattr(client, name, None))
+        ]
+        if missing:
+            msg = (
+                "client must be a LinqClient or AsyncLinqClient (or any object with "
+                f"list_phone_numbers() and update_phone_number()), got {type(client).__name__} "
+                f"{shown(client)}, which has no {' or '.join(missing)}()"
+            )
+            raise TypeError(msg)
 
     @property
     def _current(self) -> Snapshot | None:
