@@ -88,8 +88,13 @@ def error_from_response(response: httpx.Response) -> LinqAPIError:
 
 
 def is_retryable(exc: BaseException) -> bool:
+    """Whether another attempt may succeed where ``exc`` failed.
+
+    A request that got no answer may; one httpx refused to send (a local protocol
+    error, an unsupported scheme) fails the same way every time, so it is not retried.
+    """
     if isinstance(exc, LinqConnectionError):
-        return True
+        return not isinstance(exc.__cause__, (httpx.LocalProtocolError, httpx.UnsupportedProtocol))
     if isinstance(exc, (AuthenticationError, LinqResponseError)):
         return False
     if isinstance(exc, LinqAPIError):

@@ -30,7 +30,18 @@ import httpx
 import tenacity
 
 from ._answers import is_retryable, json_body
-from ._errors import LinqAPIError, LinqConnectionError
+from ._arguments import check_callable, check_count, check_seconds, cut, shown
+from ._config import (
+    API_KEY_ENV,
+    BASE_URL_ENV,
+    DEFAULT_BASE_URL,
+    BearerAuth,
+    Secret,
+    base_url_setting,
+    bearer_auth,
+    masked_url,
+)
+from ._errors import LinqAPIError, LinqConnectionError, LinqResponseError
 from ._models import PhoneNumber
 from ._parsing import LineMemo, Warned, is_e164, parse_phone_number_list, parse_updated_number
 
@@ -44,12 +55,6 @@ __all__ = [
 
 logger = logging.getLogger("linq_router")
 
-DEFAULT_BASE_URL = "https://api.linqapp.com/api/partner"
-"""Linq's partner API; paths such as ``/v3/phone_numbers`` are relative to it."""
-API_KEY_ENV = "LINQ_API_V3_API_KEY"
-"""The environment variable the API key is read from (the official SDK's name)."""
-BASE_URL_ENV = "LINQ_API_V3_BASE_URL"
-"""The environment variable the base URL is read from (the official SDK's name)."""
 
 _PHONE_NUMBERS = "/v3/phone_numbers"
 
@@ -63,8 +68,22 @@ def _version() -> str:
         return "0"
 
 
-def _not_number(value: object) -> bool:
-    return isinstance(value, bool) or not isinstance(value, (int, float))
+def _check_http_client(http_client: object, expected: type, other: str) -> None:
+    if http_client is not None and not isinstance(http_client, expected):
+        msg = (
+            f"http_client must be an httpx.{expected.__name__} ({other}), "
+            f"got {type(http_client).__name__} {shown(http_client)}"
+        )
+        raise TypeError(msg)
+
+
+def _check_transport(transport: object, method: str, expected: str) -> None:
+    if transport is not None and not callable(getattr(transport, method, None)):
+        msg = (
+            f"transport must be an httpx.{expected} (with {method}()), "
+            f"got {type(transport).__name__} {shown(transport)}"
+        )
+        raise TypeError(msg)
 
 
 # Every client alive in this process, for the fork hook below.
@@ -98,7 +117,7 @@ class _ClientCore:
 
     def __init__(
         self,
-        api_key: str | None,
+        key: Secret,
         *,
         base_url: str | None,
         timeout: float | httpx.Timeout | None,
@@ -110,41 +129,30 @@ class _ClientCore:
         clock: Callable[[], float],
         rng: random.Random | None,
     ) -> None:
-        key = api_key if api_key is not None else os.environ.get(API_KEY_ENV)
-        if not key:
-            msg = f"no Linq API key: pass api_key=... or set the {API_KEY_ENV} environment variable"
-            raise ValueError(msg)
-        if max_attempts < 1:
-            msg = f"max_attempts must be at least 1, got {max_attempts!r}"
-            raise ValueError(msg)
+        # Every argument is checked here, once, in the order of the signature.
+        self._auth: BearerAuth = bearer_auth(key)
+        self.base_url = base_url_setting(base_url)
         # httpx's own forms pass as they are; anything else must be seconds.
-        seconds: list[tuple[str, object]] = [("deadline", deadline)]
         if not (timeout is None or isinstance(timeout, httpx.Timeout)):
-            seconds.append(("timeout", timeout))
-        for name, value in (
-            *seconds,
-            ("backoff_initial", backoff_initial),
-            ("backoff_max", backoff_max),
-            ("retry_after_max", retry_after_max),
-        ):
-            if _not_number(value) or not value >= 0:  # type: ignore[operator]  # NaN fails too
-                msg = f"{name} must be a non-negative number of seconds, got {value!r}"
-                raise ValueError(msg)
-        url = base_url or os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
-        if not url.startswith(("http://", "https://")):
-            msg = f"base_url must start with http:// or https://, got {url!r}"
-            raise ValueError(msg)
-        self.base_url = url.rstrip("/")
+            timeout = check_seconds("timeout", timeout)
         self.timeout = timeout
-        self.max_attempts = max_attempts
-        self.deadline = deadline
-        self.backoff_initial = backoff_initial
-        self.backoff_max = backoff_max
-        self.retry_after_max = retry_after_max
+        self.max_attempts = check_count("max_attempts", max_attempts)
+        # math.inf: no overall deadline, only max_attempts bounds a call.
+        self.deadline = check_seconds("deadline", deadline, infinite=True)
+        self.backoff_initial = check_seconds("backoff_initial", backoff_initial, positive=False)
+        self.backoff_max = check_seconds("backoff_max", backoff_max, positive=False)
+        self.retry_after_max = check_seconds("retry_after_max", retry_after_max, positive=False)
+        check_callable("clock", clock, "a function returning the time in seconds (a float)")
         self._clock = clock
+        if rng is not None and not callable(getattr(rng, "uniform", None)):
+            msg = (
+                "rng must be a random.Random (anything with .uniform(a, b)) or None, "
+                f"got {type(rng).__name__} {shown(rng)}"
+            )
+            raise TypeError(msg)
         self._rng = rng if rng is not None else random.Random()  # jitter, not crypto
+        # No Authorization here: BearerAuth adds it to each request (see _auth).
         self._headers = {
-            "Authorization": f"Bearer {key}",
             "Accept": "application/json",
             "User-Agent": f"linq-router/{_version()}",
         }
@@ -170,9 +178,12 @@ class _ClientCore:
 
     def __repr__(self) -> str:
         # The key is deliberately absent: reprs end up in logs and tracebacks.
+        # getattr: a traceback printed with its locals may repr a half-built client.
+        url = getattr(self, "base_url", None)
         return (
-            f"{type(self).__name__}(base_url={self.base_url!r}, api_key=<redacted>, "
-            f"max_attempts={self.max_attempts}, deadline={self.deadline})"
+            f"{type(self).__name__}(base_url={masked_url(url) if url else url!r}, "
+            f"api_key=<redacted>, max_attempts={getattr(self, 'max_attempts', None)}, "
+            f"deadline={getattr(self, 'deadline', None)})"
         )
 
     # -- requests and answers (no I/O) --------------------------------------------------
@@ -203,6 +214,7 @@ class _ClientCore:
             "method": method,
             "url": self.base_url + path,
             "headers": self._headers,
+            "auth": self._auth,
         }
         if body is not None:
             kwargs["json"] = body
@@ -226,10 +238,31 @@ class _ClientCore:
     def _updated(self, response: httpx.Response) -> PhoneNumber:
         return parse_updated_number(json_body(response), self._warned)
 
-    @staticmethod
-    def _connection_error(exc: httpx.TransportError, method: str, path: str) -> LinqConnectionError:
-        detail = str(exc) or type(exc).__name__
-        return LinqConnectionError(f"{method} {path}: no answer ({type(exc).__name__}: {detail})")
+    def _no_answer(
+        self, exc: httpx.RequestError, method: str, path: str
+    ) -> tuple[LinqAPIError, httpx.RequestError]:
+        """The error to raise for ``exc``, and a bare copy of ``exc`` to chain as its cause.
+
+        The copy has ``exc``'s class and (scrubbed) message, and nothing else: no
+        request (whose headers hold the key, and pickle with it), no traceback (whose
+        frames in httpcore and h11 hold the serialized header as locals), no chain.
+        A transport error is ``LinqConnectionError``; anything else httpx raises about a
+        request (an undecodable body, too many redirects) is ``LinqResponseError``.
+        """
+        name = type(exc).__name__
+        detail = self._auth.scrub(str(exc)) or name
+        try:
+            cause = type(exc)(detail)
+        except Exception:  # a subclass with another signature: keep the family
+            cause = (
+                httpx.TransportError(detail)
+                if isinstance(exc, httpx.TransportError)
+                else httpx.RequestError(detail)
+            )
+        where = f"{method} {cut(path)}"
+        if isinstance(exc, httpx.TransportError):
+            return LinqConnectionError(f"{where}: no answer ({name}: {detail})"), cause
+        return LinqResponseError(f"{where}: unusable answer ({name}: {detail})"), cause
 
     @staticmethod
     def _update_body(
@@ -237,16 +270,24 @@ class _ClientCore:
     ) -> tuple[str, object]:
         if isinstance(phone_number_id, uuid.UUID):
             phone_number_id = str(phone_number_id)
-        if not isinstance(phone_number_id, str) or not phone_number_id.strip():
-            msg = f"phone_number_id must be a non-empty string, got {phone_number_id!r}"
+        need = "phone_number_id must be a line's id (a non-empty str or uuid.UUID)"
+        if not isinstance(phone_number_id, str):
+            msg = f"{need}, got {type(phone_number_id).__name__} {shown(phone_number_id)}"
+            raise TypeError(msg)
+        if not phone_number_id.strip():
+            msg = f"{need}, got {shown(phone_number_id)}"
             raise ValueError(msg)
+        if any(ord(c) < 32 or ord(c) == 127 for c in phone_number_id):
+            msg = f"{need} without control characters, got {shown(phone_number_id)}"
+            raise ValueError(msg)
+        need = "forwarding_number must be an E.164 number like '+12025551234' (None or '' clear it)"
         if forwarding_number == "":
             forwarding_number = None
+        if forwarding_number is not None and not isinstance(forwarding_number, str):
+            msg = f"{need}; got {type(forwarding_number).__name__} {shown(forwarding_number)}"
+            raise TypeError(msg)
         if forwarding_number is not None and not is_e164(forwarding_number):
-            msg = (
-                f"forwarding_number must be an E.164 number like '+12025551234', or None/'' "
-                f"to clear it; got {forwarding_number!r}"
-            )
+            msg = f"{need}; got {shown(forwarding_number)}"
             raise ValueError(msg)
         path = f"{_PHONE_NUMBERS}/{quote(phone_number_id, safe='')}"
         return path, {"forwarding_number": forwarding_number}
@@ -276,7 +317,7 @@ class _ClientCore:
             logger.warning(
                 "%s %s failed (attempt %d of %d): %s; retrying in %.2fs",
                 method,
-                path,
+                cut(path),
                 state.attempt_number,
                 self.max_attempts,
                 exc,
@@ -297,11 +338,29 @@ class LinqClient(_ClientCore):
 
     ``api_key`` and ``base_url`` fall back to ``LINQ_API_V3_API_KEY`` and
     ``LINQ_API_V3_BASE_URL``, then to ``https://api.linqapp.com/api/partner``; a missing
-    key raises ``ValueError`` naming the variable. Code 3006, every other 5xx, 408,
-    429 and transport errors are retried with exponential backoff and full jitter, at
-    most ``max_attempts`` tries within ``deadline`` seconds; ``Retry-After`` on 429 and
-    503 is honoured up to ``retry_after_max`` seconds. 401/2004, 403, 404 and 422 are
-    raised at once. ``retries`` counts the retries made.
+    key raises ``ValueError`` naming the variable. Whitespace around the key (the
+    newline of a secret file read as it is, CR LF included) is stripped; a key that is empty
+    or has a control character (or anything outside printable ASCII) inside is refused
+    here with an error naming ``api_key`` or the variable, never showing the key. The
+    key is held only by an ``httpx.Auth`` whose repr masks it: no repr, log line,
+    exception, pickle or traceback local of the library shows it. The same whitespace
+    is stripped around the base URL; an empty ``base_url`` is an error, while an empty
+    ``LINQ_API_V3_BASE_URL`` counts as unset.
+
+    Every argument is checked here: wrong types raise ``TypeError``, bad values
+    ``ValueError``, naming the argument and the value (cut to 60 characters).
+    ``timeout`` is seconds (more than 0), an ``httpx.Timeout`` or ``None`` (no
+    timeout); ``deadline`` is more than 0 (``math.inf``: only ``max_attempts`` bounds a
+    call); ``backoff_*`` and ``retry_after_max`` are finite and may be 0; ``bool`` is
+    never a number.
+
+    Code 3006, every other 5xx, 408, 429 and transport errors are retried with
+    exponential backoff and full jitter, at most ``max_attempts`` tries within
+    ``deadline`` seconds; ``Retry-After`` on 429 and 503 is honoured up to
+    ``retry_after_max`` seconds. 401/2004, 403, 404 and 422 are raised at once, and so
+    is a request httpx refuses to send. ``retries`` counts the retries made. A
+    ``LinqConnectionError``'s ``__cause__`` is a bare copy of httpx's error (its class
+    and message: no request, traceback or chain, which would hold the key).
 
     Pass ``http_client`` (an ``httpx.Client`` you own and close) to pool connections,
     or ``transport`` to hand httpx a transport. ``sleep``, ``clock`` and ``rng`` are
@@ -315,6 +374,9 @@ class LinqClient(_ClientCore):
     ...     lines = client.list_phone_numbers()
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       The key and base URL are stripped; bad keys, empty base URLs, ``timeout=0``,
+       ``deadline=0`` and non-numbers are refused when the client is built.
     """
 
     def __init__(
@@ -334,8 +396,12 @@ class LinqClient(_ClientCore):
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
+        # From here on the key is held only by objects whose repr masks it: a traceback
+        # printed with its frames' locals (rich's show_locals) must not show it.
+        key = Secret(api_key)
+        del api_key
         super().__init__(
-            api_key,
+            key,
             base_url=base_url,
             timeout=timeout,
             max_attempts=max_attempts,
@@ -346,6 +412,9 @@ class LinqClient(_ClientCore):
             clock=clock,
             rng=rng,
         )
+        check_callable("sleep", sleep, "a function that waits for a number of seconds")
+        _check_http_client(http_client, httpx.Client, "AsyncLinqClient takes an AsyncClient")
+        _check_transport(transport, "handle_request", "BaseTransport")
         self._sleep = sleep
         self._owns_http = http_client is None
         self._transport = transport
@@ -374,9 +443,13 @@ class LinqClient(_ClientCore):
             with attempt:
                 try:
                     response = self._http.request(**request, **self._attempt_options(start))
-                except httpx.TransportError as exc:
-                    raise self._connection_error(exc, method, path) from exc
-                return decode(response)
+                except httpx.RequestError as exc:
+                    error, cause = self._no_answer(exc, method, path)
+                else:
+                    return decode(response)
+                # Raised outside the except block, so httpx's own error (see _no_answer)
+                # is not kept as the __context__ either.
+                raise error from cause
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     def list_phone_numbers(self) -> list[PhoneNumber]:
@@ -420,9 +493,12 @@ class AsyncLinqClient(_ClientCore):
     """Asynchronous twin of ``LinqClient``: the same arguments, awaitable methods.
 
     ``http_client`` is an ``httpx.AsyncClient`` and ``sleep`` an async callable
-    (default ``asyncio.sleep``). Safe across ``os.fork()`` like ``LinqClient``.
+    (default ``asyncio.sleep``). Keys, URLs and every other argument are checked as
+    ``LinqClient`` checks them. Safe across ``os.fork()`` like ``LinqClient``.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2
+       Arguments are checked as ``LinqClient``'s are.
     """
 
     def __init__(
@@ -442,8 +518,12 @@ class AsyncLinqClient(_ClientCore):
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
+        # From here on the key is held only by objects whose repr masks it: a traceback
+        # printed with its frames' locals (rich's show_locals) must not show it.
+        key = Secret(api_key)
+        del api_key
         super().__init__(
-            api_key,
+            key,
             base_url=base_url,
             timeout=timeout,
             max_attempts=max_attempts,
@@ -454,6 +534,9 @@ class AsyncLinqClient(_ClientCore):
             clock=clock,
             rng=rng,
         )
+        check_callable("sleep", sleep, "an async function that waits for a number of seconds")
+        _check_http_client(http_client, httpx.AsyncClient, "LinqClient takes a Client")
+        _check_transport(transport, "handle_async_request", "AsyncBaseTransport")
         self._sleep = _awaitable_sleep(sleep)
         self._owns_http = http_client is None
         self._transport = transport
@@ -484,9 +567,11 @@ class AsyncLinqClient(_ClientCore):
             with attempt:
                 try:
                     response = await self._http.request(**request, **self._attempt_options(start))
-                except httpx.TransportError as exc:
-                    raise self._connection_error(exc, method, path) from exc
-                return decode(response)
+                except httpx.RequestError as exc:
+                    error, cause = self._no_answer(exc, method, path)
+                else:
+                    return decode(response)
+                raise error from cause  # outside the except block: see LinqClient._call
         raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
 
     async def list_phone_numbers(self) -> list[PhoneNumber]:

@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import itertools
 import math
-from collections.abc import Iterator
+import random
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from typing import Any
 
+import httpx
 import pytest
 
 from linq_router import (
+    BASE_URL_ENV,
+    DEFAULT_BASE_URL,
     AsyncLinqClient,
     AsyncRegistry,
     LinqClient,
@@ -54,6 +58,7 @@ def build(
 
 
 REGISTRIES = ["Registry", "AsyncRegistry"]
+CLIENTS = ["LinqClient", "AsyncLinqClient"]
 
 # (argument, bad value, exception): every numeric argument, with what it must refuse.
 NUMERIC_BAD: list[tuple[list[str], str, object, type[Exception]]] = [
@@ -68,6 +73,22 @@ NUMERIC_BAD: list[tuple[list[str], str, object, type[Exception]]] = [
     *((REGISTRIES, "stale_if_error", v, ValueError) for v in (-1, -INF, NAN)),
     *((REGISTRIES, "refresh_ahead", v, ValueError) for v in (0, 60, 61, NAN, INF, -1)),
     *((REGISTRIES, "error_retry_interval", v, ValueError) for v in (0, -1, NAN, INF)),
+    *((CLIENTS, "max_attempts", v, TypeError) for v in ("3", None, True, 3.0, INF)),
+    *((CLIENTS, "max_attempts", v, ValueError) for v in (0, -1)),
+    *((CLIENTS, "timeout", v, TypeError) for v in ("10", True, [1])),
+    *((CLIENTS, "timeout", v, ValueError) for v in (0, 0.0, -1, NAN, INF)),
+    *((CLIENTS, "deadline", v, TypeError) for v in ("30", None, False)),
+    *((CLIENTS, "deadline", v, ValueError) for v in (0, -1, NAN)),
+    *(
+        (CLIENTS, name, value, TypeError)
+        for name in ("backoff_initial", "backoff_max", "retry_after_max")
+        for value in ("1", None, True)
+    ),
+    *(
+        (CLIENTS, name, value, ValueError)
+        for name in ("backoff_initial", "backoff_max", "retry_after_max")
+        for value in (-1, NAN, INF)
+    ),
 ]
 NUMERIC_CASES = [
     pytest.param(target, name, value, error, id=f"{target}-{name}={value!r}")
@@ -102,6 +123,10 @@ def test_bad_numbers_are_refused_naming_argument_and_value(
         ("Registry", {"ttl": 60, "stale_if_error": INF, "error_retry_interval": 0.5}),
         ("Registry", {"ttl": Fraction(1, 2), "refresh_ahead": 0.25, "stale_if_error": 0}),
         ("AsyncRegistry", {"ttl": 1e-3, "stale_if_error": 10**6}),
+        ("LinqClient", {"timeout": None, "deadline": INF, "backoff_initial": 0, "backoff_max": 0}),
+        ("LinqClient", {"timeout": 0.001, "max_attempts": 1, "rng": random.Random(3)}),
+        ("LinqClient", {"retry_after_max": 0, "clock": lambda: 0.0, "sleep": print}),
+        ("AsyncLinqClient", {"timeout": httpx.Timeout(1.0), "max_attempts": 10}),
     ],
 )
 def test_sensible_numbers_are_accepted(
@@ -116,6 +141,114 @@ def test_numbers_are_stored_as_given(client: LinqClient) -> None:
     registry = Registry(client, ttl=60, stale_if_error=INF)
     assert "ttl=60," in repr(registry)
     assert registry.stale_if_error == INF
+
+
+@pytest.mark.parametrize("cls", [LinqClient, AsyncLinqClient])
+@pytest.mark.parametrize("url", ["", "   ", "\n", "\t \r\n"])
+def test_an_empty_base_url_is_an_error(cls: type[LinqClient], url: str) -> None:
+    """base_url="" no longer silently means production: it is a ValueError."""
+    with pytest.raises(ValueError, match=r"^base_url must be ") as info:
+        cls("k", base_url=url)
+    assert repr(url) in str(info.value)
+
+
+@pytest.mark.parametrize("value", ["", "  ", "\n"])
+def test_an_empty_base_url_variable_means_unset(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """An empty (or all-whitespace) LINQ_API_V3_BASE_URL is the same as an unset one."""
+    monkeypatch.setenv(BASE_URL_ENV, value)
+    with LinqClient("k") as c:
+        assert c.base_url == DEFAULT_BASE_URL
+
+
+def test_a_base_url_with_whitespace_around_is_stripped(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A URL read from a file with its newline works, as an argument or a variable."""
+    with LinqClient("k", base_url=" http://127.0.0.1:9/api/\n") as c:
+        assert c.base_url == "http://127.0.0.1:9/api"
+    monkeypatch.setenv(BASE_URL_ENV, "http://127.0.0.1:9\n")
+    with LinqClient("k") as c:
+        assert c.base_url == "http://127.0.0.1:9"
+
+
+@pytest.mark.parametrize(
+    ("url", "fragment"),
+    [
+        ("ftp://x", "http:// or https://"),
+        ("http://", "host"),
+        ("https:///v3", "host"),
+        ("http://exa mple.com", "whitespace"),
+        ("http://example.com/\x00", "control character"),
+        ("api.linqapp.com", "http:// or https://"),
+    ],
+)
+def test_a_bad_base_url_says_what_is_wrong(url: str, fragment: str) -> None:
+    """Bad URLs are ValueErrors naming base_url, the URL and what is wrong with it."""
+    with pytest.raises(ValueError, match=r"^base_url must be ") as info:
+        LinqClient("k", base_url=url)
+    assert fragment in str(info.value)
+
+
+def test_a_bad_base_url_variable_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bad LINQ_API_V3_BASE_URL is an error naming the variable, not base_url."""
+    monkeypatch.setenv(BASE_URL_ENV, "ftp://x")
+    with pytest.raises(ValueError, match=BASE_URL_ENV) as info:
+        LinqClient("k")
+    assert "'ftp://x'" in str(info.value)
+
+
+def test_a_base_url_that_is_not_a_string_is_a_type_error() -> None:
+    """base_url=b"..." is a TypeError naming the argument and the type."""
+    with pytest.raises(TypeError, match=r"^base_url must be a str.*bytes"):
+        LinqClient("k", base_url=b"http://x")  # type: ignore[arg-type]
+
+
+def test_credentials_in_a_bad_base_url_are_not_echoed() -> None:
+    """A password inside a refused URL is masked in the error."""
+    with pytest.raises(ValueError, match="base_url") as info:
+        LinqClient("k", base_url="ftp://user:hunter2@example.com")
+    assert "hunter2" not in str(info.value)
+    assert "example.com" in str(info.value)
+
+
+def test_a_huge_base_url_is_cut_in_the_error() -> None:
+    """A 10,000-character URL is echoed as its first characters and its length."""
+    url = "ftp://" + "a" * 10_000
+    with pytest.raises(ValueError, match="base_url") as info:
+        LinqClient("k", base_url=url)
+    assert len(str(info.value)) < 300
+    assert "…(10006 characters)" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "cls"),
+    [
+        ("clock", lambda: 5, LinqClient),
+        ("clock", lambda: None, AsyncLinqClient),
+        ("sleep", lambda: None, LinqClient),
+        ("sleep", lambda: "later", AsyncLinqClient),
+        ("rng", lambda: "seed", LinqClient),
+        ("rng", lambda: 7, AsyncLinqClient),
+        ("http_client", httpx.AsyncClient, LinqClient),
+        ("http_client", httpx.Client, AsyncLinqClient),
+        ("transport", httpx.AsyncHTTPTransport, LinqClient),
+        ("transport", httpx.HTTPTransport, AsyncLinqClient),
+    ],
+)
+def test_wrong_collaborators_are_type_errors(
+    name: str, make: Callable[[], object], cls: type[LinqClient]
+) -> None:
+    """A clock that is no callable, an async httpx client for the sync client, and so on."""
+    value = make()
+    try:
+        with pytest.raises(TypeError, match=rf"^{name} must be ") as info:
+            cls("k", base_url=NOWHERE, **{name: value})  # type: ignore[arg-type]
+        assert ("None" if value is None else type(value).__name__) in str(info.value)
+    finally:
+        if isinstance(value, (httpx.Client, httpx.HTTPTransport)):
+            value.close()
+        elif isinstance(value, (httpx.AsyncClient, httpx.AsyncHTTPTransport)):
+            asyncio.run(value.aclose())
 
 
 def test_a_registry_refuses_a_client_of_the_other_kind(
@@ -144,6 +277,37 @@ def test_close_takes_a_number_of_seconds(client: LinqClient) -> None:
     with pytest.raises(ValueError, match=r"^timeout must be .*-1"):
         registry.close(-1)
     registry.close(0)
+
+
+# -- update_phone_number ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "fragment"),
+    [
+        ({"phone_number_id": 5, "forwarding_number": None}, TypeError, "phone_number_id must be"),
+        ({"phone_number_id": "  ", "forwarding_number": None}, ValueError, "phone_number_id"),
+        ({"phone_number_id": "x", "forwarding_number": 13125550000}, TypeError, "int"),
+        ({"phone_number_id": "x", "forwarding_number": "+1" * 5000}, ValueError, "characters)"),
+        ({"phone_number_id": "x" * 10_000, "forwarding_number": 5}, TypeError, "forwarding"),
+    ],
+)
+def test_update_arguments_are_checked_before_sending(
+    client: LinqClient, kwargs: dict[str, Any], error: type[Exception], fragment: str
+) -> None:
+    """update_phone_number names a bad id or number, cut short, before any request."""
+    with pytest.raises(error, match=r"must be") as info:
+        client.update_phone_number(**kwargs)
+    assert fragment in str(info.value)
+    assert len(str(info.value)) < 300
+
+
+def test_a_huge_id_is_cut_in_the_error(client: LinqClient) -> None:
+    """A 10,000-character id with a control character is echoed cut short."""
+    with pytest.raises(ValueError, match="phone_number_id") as info:
+        client.update_phone_number("\x00" + "x" * 9_999, forwarding_number=None)
+    assert "…(10000 characters)" in str(info.value)
+    assert len(str(info.value)) < 300
 
 
 # -- recipients -------------------------------------------------------------------------

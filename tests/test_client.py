@@ -513,7 +513,7 @@ def test_unknown_values_are_warned_once_per_client(
     server: FakeLinqServer, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Each client warns once about a new reputation, however often it lists."""
-    server.set_reputation(server.numbers[0]["id"], "PROBATION_PER_CLIENT")
+    server.set_reputation(server.numbers[0]["id"], raw_reputation="PROBATION_PER_CLIENT")
     with caplog.at_level(logging.WARNING, logger="linq_router"):
         for _ in range(2):
             with make(server, clock) as client:
@@ -521,3 +521,81 @@ def test_unknown_values_are_warned_once_per_client(
                 client.list_phone_numbers()
     warned = [r for r in caplog.records if "PROBATION_PER_CLIENT" in r.getMessage()]
     assert len(warned) == 2
+
+
+def test_a_local_protocol_error_is_not_retried_and_shows_no_key() -> None:
+    """httpx refusing to send (a header it cannot encode) fails at once, key scrubbed."""
+    secret = "sk_live_NOT_IN_ANY_MESSAGE_42"
+    calls: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        raise httpx.LocalProtocolError(f"Illegal header value b'Bearer {secret}\\n'")
+
+    client = LinqClient(secret, base_url="http://linq.test", transport=httpx.MockTransport(handler))
+    with client, pytest.raises(LinqConnectionError) as info:
+        client.list_phone_numbers()
+    assert len(calls) == 1
+    assert client.retries == 0
+    assert isinstance(info.value.__cause__, httpx.LocalProtocolError)
+    assert "Bearer <redacted>" in str(info.value)
+    assert secret not in str(info.value)
+    assert secret not in str(info.value.__cause__)
+
+
+def test_an_undecodable_body_is_a_response_error() -> None:
+    """A body httpx cannot decode (bad gzip) is LinqResponseError, not a raw httpx error."""
+    client = _mock(
+        lambda request: httpx.Response(
+            200, headers={"Content-Encoding": "gzip"}, stream=httpx.ByteStream(b"not gzip")
+        )
+    )
+    with pytest.raises(LinqResponseError, match="DecodingError") as info:
+        client.list_phone_numbers()
+    assert isinstance(info.value.__cause__, httpx.DecodingError)
+    assert info.value.__cause__.__traceback__ is None
+    assert client.retries == 0
+
+
+def test_retry_warnings_cut_a_huge_line_id(
+    server: FakeLinqServer, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 5,000-character id is cut in the retry warnings and the final error."""
+    server.fail_next("3006", times=None)
+    with (
+        make(server, clock, max_attempts=2) as client,
+        caplog.at_level(logging.WARNING, logger="linq_router"),
+        pytest.raises(ServerError),
+    ):
+        client.update_phone_number("x" * 5_000, forwarding_number=None)
+    warnings = [r.getMessage() for r in caplog.records if "retrying" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "…(5018 characters)" in warnings[0]
+    assert len(warnings[0]) < 300
+
+
+def test_values_linq_sends_are_cut_in_warnings(
+    server: FakeLinqServer, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 10,000-character phone_number or reputation is quoted cut short in the log."""
+    body = {
+        "phone_numbers": [
+            {"id": "a", "phone_number": "+" + "9" * 10_000},
+            {"id": "b", "phone_number": "+12025550101", "reputation": {"status": "Z" * 10_000}},
+        ]
+    }
+    server.fail_next("malformed", body=body)
+    with make(server, clock) as client, caplog.at_level(logging.WARNING, logger="linq_router"):
+        lines = client.list_phone_numbers()
+    assert [line.id for line in lines] == ["b"]
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("dropping phone_numbers[0]" in m for m in messages)
+    assert any("unknown reputation" in m for m in messages)
+    assert all(len(m) < 300 for m in messages)
+
+
+def test_credentials_in_the_base_url_stay_out_of_the_repr() -> None:
+    """A proxy password inside base_url is masked in the client's repr."""
+    with LinqClient("k", base_url="https://user:hunter2@linq.test") as client:
+        assert "hunter2" not in repr(client)
+        assert "linq.test" in repr(client)
