@@ -45,16 +45,19 @@ def aclient() -> Iterator[AsyncLinqClient]:
 
 def build(
     target: str, options: dict[str, Any], client: LinqClient, aclient: AsyncLinqClient
-) -> None:
-    """Build ``target`` (a class name) with ``options``."""
+) -> object:
+    """Build ``target`` (a class name) with ``options``; clients are closed again."""
     if target == "Registry":
-        Registry(client, **options)
-    elif target == "AsyncRegistry":
-        AsyncRegistry(aclient, **options)
-    elif target == "LinqClient":
-        LinqClient("k", base_url=NOWHERE, **options).close()
-    else:
-        asyncio.run(AsyncLinqClient("k", base_url=NOWHERE, **options).aclose())
+        return Registry(client, **options)
+    if target == "AsyncRegistry":
+        return AsyncRegistry(aclient, **options)
+    if target == "LinqClient":
+        built = LinqClient("k", base_url=NOWHERE, **options)
+        built.close()
+        return built
+    abuilt = AsyncLinqClient("k", base_url=NOWHERE, **options)
+    asyncio.run(abuilt.aclose())
+    return abuilt
 
 
 REGISTRIES = ["Registry", "AsyncRegistry"]
@@ -133,7 +136,10 @@ def test_sensible_numbers_are_accepted(
     client: LinqClient, aclient: AsyncLinqClient, target: str, options: dict[str, Any]
 ) -> None:
     """Ints, floats, other real numbers and the documented infinities all work."""
-    build(target, options, client, aclient)
+    built = build(target, options, client, aclient)
+    stored = {name: getattr(built, name) for name in options if hasattr(built, name)}
+    assert stored == {name: options[name] for name in stored}
+    assert stored  # every case sets at least one public setting
 
 
 def test_numbers_are_stored_as_given(client: LinqClient) -> None:

@@ -280,14 +280,12 @@ def test_a_key_with_a_control_character_is_refused_without_showing_it(
     assert "U+" in str(exc)
 
 
+# (An environment variable cannot hold a NUL.)
 @pytest.mark.parametrize("key", sorted(k for k in REJECTED if "\x00" not in REJECTED[k]))
 def test_a_bad_key_in_the_environment_names_the_variable(
     monkeypatch: pytest.MonkeyPatch, key: str
 ) -> None:
-    """A control character in LINQ_API_V3_API_KEY is an error naming the variable.
-
-    (An environment variable cannot hold a NUL.)
-    """
+    """A control character in LINQ_API_V3_API_KEY is an error naming the variable."""
     monkeypatch.setenv(API_KEY_ENV, REJECTED[key])
     exc = raised(lambda: LinqClient(base_url="http://127.0.0.1:9"))
     assert isinstance(exc, ValueError)
