@@ -145,7 +145,7 @@ def describe_api_error(exc: LinqAPIError, url: str) -> str:
 
 def check_base_url() -> None:
     """A usage error when ``LINQ_API_V3_BASE_URL`` is set but not an http(s) URL."""
-    url = os.environ.get(BASE_URL_ENV)
+    url = (os.environ.get(BASE_URL_ENV) or "").strip()  # blank counts as unset, as in the client
     if url and not url.startswith(("http://", "https://")):
         msg = (
             f"{BASE_URL_ENV} must be an http:// or https:// URL such as {DEFAULT_BASE_URL}, "

@@ -16,7 +16,7 @@ from click.testing import CliRunner, Result
 from rich.cells import cell_len
 
 from linq_router import API_KEY_ENV, BASE_URL_ENV
-from linq_router._cli_errors import HoldingErrors
+from linq_router._cli_errors import HoldingErrors, check_base_url
 from linq_router.cli import CliContext, main
 from linq_router.testing import FakeClock, FakeLinqServer, sample_pool
 
@@ -398,3 +398,14 @@ def test_library_errors_wait_for_the_end_and_vanish_after_a_failure() -> None:
         assert "after the failure" not in stream.getvalue()
     finally:
         logger.removeHandler(handler)
+
+
+def test_a_blank_base_url_variable_counts_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    """LINQ_API_V3_BASE_URL of spaces is unset, as in the client; a bad scheme is refused."""
+    import click
+
+    monkeypatch.setenv(BASE_URL_ENV, "   ")
+    check_base_url()
+    monkeypatch.setenv(BASE_URL_ENV, "ftp://example.test")
+    with pytest.raises(click.UsageError, match="http"):
+        check_base_url()
