@@ -23,7 +23,7 @@ import uuid
 import weakref
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -87,7 +87,7 @@ def _check_transport(transport: object, method: str, expected: str) -> None:
 
 
 # Every client alive in this process, for the fork hook below.
-_LIVE: weakref.WeakSet[_ClientCore] = weakref.WeakSet()
+_LIVE: weakref.WeakSet[_ClientCore[Any]] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
@@ -112,7 +112,10 @@ def _awaitable_sleep(
     return wrapped
 
 
-class _ClientCore:
+_H = TypeVar("_H", httpx.Client, httpx.AsyncClient)
+
+
+class _ClientCore(Generic[_H]):
     """Configuration, request building and answer handling shared by both clients."""
 
     def __init__(
@@ -167,9 +170,19 @@ class _ClientCore:
         self._inherited: list[object] = []
         _LIVE.add(self)
 
+    _http: _H
+
+    def _new_http(self) -> _H:
+        """A connection pool of this client's own (each twin builds its kind)."""
+        raise NotImplementedError  # pragma: no cover  # both twins override it
+
     def _after_fork_in_child(self) -> None:
         # A parent thread may have held it at the fork: it would stay locked for ever.
         self._retries_lock = threading.Lock()
+        if self._owns_http:
+            # The child opens its own connections; the parent's pool is kept, unclosed.
+            self._inherited.append(self._http)
+            self._http = self._new_http()
 
     @property
     def retries(self) -> int:
@@ -333,7 +346,7 @@ class _ClientCore:
         }
 
 
-class LinqClient(_ClientCore):
+class LinqClient(_ClientCore[httpx.Client]):
     """Synchronous client for Linq's phone-number endpoints.
 
     ``api_key`` and ``base_url`` fall back to ``LINQ_API_V3_API_KEY`` and
@@ -423,12 +436,6 @@ class LinqClient(_ClientCore):
     def _new_http(self) -> httpx.Client:
         return httpx.Client(transport=self._transport, timeout=self._timeout())
 
-    def _after_fork_in_child(self) -> None:
-        super()._after_fork_in_child()
-        if self._owns_http:
-            self._inherited.append(self._http)
-            self._http = self._new_http()
-
     def _call(
         self,
         method: str,
@@ -489,7 +496,7 @@ class LinqClient(_ClientCore):
         self.close()
 
 
-class AsyncLinqClient(_ClientCore):
+class AsyncLinqClient(_ClientCore[httpx.AsyncClient]):
     """Asynchronous twin of ``LinqClient``: the same arguments, awaitable methods.
 
     ``http_client`` is an ``httpx.AsyncClient`` and ``sleep`` an async callable
@@ -544,12 +551,6 @@ class AsyncLinqClient(_ClientCore):
 
     def _new_http(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(transport=self._transport, timeout=self._timeout())
-
-    def _after_fork_in_child(self) -> None:
-        super()._after_fork_in_child()
-        if self._owns_http:
-            self._inherited.append(self._http)
-            self._http = self._new_http()
 
     async def _call(
         self,

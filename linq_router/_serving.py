@@ -123,13 +123,16 @@ class _Serving:
     def _served_for(self, snapshot: Snapshot, purpose: str) -> Served:
         """What picks of ``purpose`` use for ``snapshot``; waits only for a first compile."""
         with self._lock:
-            current = self._compiled.get(purpose)
-            if current is not None and current.version == snapshot.version:
-                return current
-            base = self._bases.get(purpose)
-            if base is not None:
-                return self._interim_locked(base, snapshot, purpose)
-        return self._first_compile(snapshot, purpose)
+            served = self._without_compiling_locked(snapshot, purpose)
+        return served if served is not None else self._first_compile(snapshot, purpose)
+
+    def _without_compiling_locked(self, snapshot: Snapshot, purpose: str) -> Served | None:
+        """What is served for ``snapshot`` at once, or ``None`` before a first compile."""
+        current = self._compiled.get(purpose)
+        if current is not None and current.version == snapshot.version:
+            return current
+        base = self._bases.get(purpose)
+        return self._interim_locked(base, snapshot, purpose) if base is not None else None
 
     def _interim_locked(self, base: CompiledPolicy, snapshot: Snapshot, purpose: str) -> Served:
         if base.version == snapshot.version:  # back to what was compiled (A, B, A)
@@ -147,12 +150,9 @@ class _Serving:
     def _first_compile(self, snapshot: Snapshot, purpose: str) -> Served:
         with self._first[purpose]:  # racing first picks share one compile
             with self._lock:
-                current = self._compiled.get(purpose)
-                if current is not None and current.version == snapshot.version:
-                    return current
-                base = self._bases.get(purpose)
-                if base is not None:
-                    return self._interim_locked(base, snapshot, purpose)
+                served = self._without_compiling_locked(snapshot, purpose)
+            if served is not None:
+                return served
             compiled = compile_policy(
                 self.policies[purpose], snapshot, purpose=purpose, previous=None
             )
