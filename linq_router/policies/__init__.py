@@ -24,7 +24,6 @@ from ._base import (
     Filter,
     Group,
     Kept,
-    LineFilter,
     Pinnable,
     Policy,
     Routed,
@@ -32,6 +31,7 @@ from ._base import (
 )
 from ._compile import CompiledPolicy, compile_policy
 from ._geomatch import Geomatch, geomatch
+from ._line_filter import LineFilter
 from ._rotation import Rotation
 from ._round_robin import RoundRobin, round_robin
 from ._skip_critical import SkipCritical, skip_critical

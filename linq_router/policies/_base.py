@@ -27,7 +27,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 import attrs
 
-from linq_router._errors import NoEligibleNumberError, PolicySpecError
+from linq_router._errors import NoEligibleNumberError
 from linq_router._models import PhoneNumber
 from linq_router._pick import Cell, Explanation, Pick, PickContext, Stage
 
@@ -38,12 +38,10 @@ __all__ = [
     "Filter",
     "Group",
     "Kept",
-    "LineFilter",
     "Pinnable",
     "Policy",
     "Routed",
     "Selector",
-    "check_size",
 ]
 
 logger = logging.getLogger("linq_router")
@@ -281,39 +279,6 @@ class Policy:
         return NotImplemented
 
 
-MAX_STAGES = 64
-"""The most stages (filters and the selector) a policy may have."""
-MAX_ROUTING = 3
-"""The most routing filters (``geomatch``, or any filter with ``routes = True``) in one
-policy: each one splits every group the stages before it made, so groups multiply."""
-MAX_GROUPS = 20_000
-"""The most groups one compile may make; past it, compiling stops with an error."""
-
-
-def check_size(policy: Policy) -> None:
-    """Refuse, with ``PolicySpecError``, a policy too large to compile quickly.
-
-    More than ``MAX_STAGES`` stages, or more than ``MAX_ROUTING`` routing filters.
-
-    .. versionadded:: 0.2
-    """
-    stages = len(policy.filters) + (policy.selector is not None)
-    if stages > MAX_STAGES:
-        msg = (
-            f"policy has {stages} stages; at most {MAX_STAGES} are allowed (every stage "
-            f"runs for each group the ones before it made)"
-        )
-        raise PolicySpecError(msg)
-    routing = [_spec_of(f) for f in policy.filters if getattr(f, "routes", False)]
-    if len(routing) > MAX_ROUTING:
-        msg = (
-            f"policy has {len(routing)} routing filters ({', '.join(routing)}); at most "
-            f"{MAX_ROUTING} are allowed: each splits every group the ones before it made, "
-            f"so the groups to compile multiply"
-        )
-        raise PolicySpecError(msg)
-
-
 class BaseFilter:
     """Convenience base for filters: ``kind``, a repr, and ``|`` composition.
 
@@ -333,67 +298,6 @@ class BaseFilter:
 
     def __or__(self, other: object) -> Policy:
         return Policy((self,), None) | other  # type: ignore[arg-type]
-
-
-class LineFilter(BaseFilter):
-    """Base for a static filter decided one line at a time: override ``reason``.
-
-    ``reason(line)`` is ``None`` to keep the line, or why it is dropped (the word an
-    explanation counts: "2 CRITICAL skipped"). ``fallback(lines, dropped)`` says what
-    to answer when every line would be dropped (default ``None``: keep nothing).
-    ``order`` lists reasons in the order explanations give them; others follow in
-    alphabetical order. Such a filter recompiles incrementally: when a few lines
-    change, only those are asked again.
-
-    .. versionadded:: 0.2
-    """
-
-    order: tuple[str, ...] = ()
-
-    def reason(self, line: PhoneNumber) -> str | None:
-        """Why ``line`` is dropped, or ``None`` to keep it."""
-        raise NotImplementedError
-
-    def fallback(
-        self, lines: tuple[PhoneNumber, ...], dropped: tuple[tuple[str, int], ...]
-    ) -> Kept | None:
-        """The answer when no line is kept (``lines`` is not empty); ``None``: keep none."""
-        return None
-
-    def compile(self, lines: tuple[PhoneNumber, ...]) -> Kept:
-        """Keep the lines whose ``reason`` is ``None``."""
-        kept: list[PhoneNumber] = []
-        counts: dict[str, int] = {}
-        for line in lines:
-            why = self.reason(line)
-            if why is None:
-                kept.append(line)
-            else:
-                counts[why] = counts.get(why, 0) + 1
-        return self.answer(tuple(kept), lines, counts)
-
-    def answer(
-        self,
-        kept: tuple[PhoneNumber, ...],
-        lines: tuple[PhoneNumber, ...] | Callable[[], tuple[PhoneNumber, ...]],
-        counts: Mapping[str, int],
-    ) -> Kept:
-        """The ``Kept`` for ``kept`` of ``lines`` with ``counts`` dropped per reason.
-
-        ``lines`` may be a function returning them (only the fallback needs them).
-        """
-        total = len(kept) + sum(counts.values())
-        dropped = self._dropped(counts)
-        if not kept and total:
-            fallback = self.fallback(lines if isinstance(lines, tuple) else lines(), dropped)
-            if fallback is not None:
-                return fallback
-        return Kept(kept, Stage(self.name, len(kept), total, dropped))
-
-    def _dropped(self, counts: Mapping[str, int]) -> tuple[tuple[str, int], ...]:
-        first = [(why, counts[why]) for why in self.order if counts.get(why)]
-        rest = sorted((why, n) for why, n in counts.items() if n and why not in self.order)
-        return (*first, *rest)
 
 
 class BaseSelector:

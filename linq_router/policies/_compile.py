@@ -29,18 +29,17 @@ from linq_router._models import PhoneNumber, Snapshot
 from linq_router._pick import Cell, Pick, PickContext, Stage
 
 from ._base import (
-    MAX_GROUPS,
     CompiledSelector,
     Group,
     Kept,
-    LineFilter,
     Policy,
     Routed,
     Selector,
     _Empty,
-    check_size,
     logger,
 )
+from ._limits import MAX_GROUPS, check_size
+from ._line_filter import LineFilter
 
 __all__ = ["CompiledPolicy", "compile_policy"]
 

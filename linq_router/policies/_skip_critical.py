@@ -7,7 +7,8 @@ from typing import Literal
 from linq_router._models import PhoneNumber, Reputation
 from linq_router._pick import Stage
 
-from ._base import Kept, LineFilter
+from ._base import Kept
+from ._line_filter import LineFilter
 
 __all__ = ["ON_EMPTY", "SkipCritical", "skip_critical"]
 

@@ -23,8 +23,9 @@ from collections.abc import Callable, Mapping
 
 from linq_router._errors import PolicySpecError
 
-from ._base import BaseFilter, BaseSelector, Filter, Policy, Selector, _kind, check_size
+from ._base import BaseFilter, BaseSelector, Filter, Policy, Selector, _kind
 from ._geomatch import geomatch
+from ._limits import check_size
 from ._round_robin import round_robin
 from ._skip_critical import skip_critical
 from ._static import exclude, line_type, only, prefer_imessage

@@ -7,7 +7,8 @@ from collections.abc import Iterable
 from linq_router._models import LineType, PhoneNumber
 from linq_router._pick import Stage
 
-from ._base import Kept, LineFilter
+from ._base import Kept
+from ._line_filter import LineFilter
 
 __all__ = [
     "Exclude",
