@@ -220,7 +220,8 @@ def registry_unavailable(message: str, cause: BaseException | None) -> RegistryU
     if isinstance(cause, LinqAPIError):
         cls = _unavailable_because(type(cause))
         return cls(
-            f"{message}: {cause}",
+            # The status and code prefix this error's own str(): say them once.
+            f"{message}: {cause.message}",
             status=cause.status,
             code=cause.code,
             doc_url=cause.doc_url,

@@ -163,3 +163,13 @@ def test_a_registry_error_crosses_a_process_pool(
     assert err.doc_url is not None
     assert err.doc_url.startswith("https://docs.linqapp.com/error/codes/")
     assert not isinstance(err, RateLimitError)
+
+
+def test_the_registry_error_names_status_and_code_once() -> None:
+    """A combined registry error reads '[HTTP 401, code 2004] ...' once, not twice."""
+    from linq_router._errors import AuthenticationError, registry_unavailable
+
+    cause = AuthenticationError("Unauthorized", status=401, code=2004)
+    error = registry_unavailable("no usable phone-number snapshot", cause)
+    assert str(error) == "[HTTP 401, code 2004] no usable phone-number snapshot: Unauthorized"
+    assert isinstance(error, AuthenticationError)
