@@ -27,8 +27,10 @@ if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
 class MemoryState:
     """Assignments in a least-recently-used cache of at most ``max_size`` conversations.
 
-    Evicting an old conversation is safe: its line comes back from consistent hashing,
-    unchanged unless the pool changed in between. One lock guards the cache because
+    ``max_size`` defaults to 100,000 (about 15 MB with the keys). Evicting an old
+    conversation is safe: its line comes back from consistent hashing, unchanged unless
+    the pool changed in between (``docs/policies/sticky.md`` says what moves it and how
+    to size the bound). One lock guards the cache because
     an LRU lookup reorders it. Built on ``OrderedDict`` (C-level ``move_to_end``)
     rather than ``cachetools.LRUCache``, whose pure-Python bookkeeping doubled the
     cost of a sticky pick.
@@ -37,9 +39,10 @@ class MemoryState:
     the parent's assignments and goes on on its own.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.2 the default bound is 100,000 (was 10,000).
     """
 
-    def __init__(self, max_size: int = 10_000) -> None:
+    def __init__(self, max_size: int = 100_000) -> None:
         if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 1:
             msg = f"max_size must be a positive integer, got {max_size!r}"
             raise ValueError(msg)

@@ -51,3 +51,12 @@ def test_state_from_uri() -> None:
         state_from_uri("redis://localhost")
     with pytest.raises(ValueError, match="ttl"):
         state_from_uri("memory://?ttl=3")
+
+
+def test_the_default_bound_is_100_000_conversations() -> None:
+    """MemoryState(), state_from_uri('memory://') and sticky() all keep 100,000."""
+    from linq_router.policies import sticky
+
+    assert MemoryState().max_size == 100_000
+    assert state_from_uri("memory://").max_size == 100_000  # type: ignore[attr-defined]
+    assert sticky().state.max_size == 100_000  # type: ignore[attr-defined]
