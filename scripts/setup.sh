@@ -2,7 +2,7 @@
 # Set a checkout up for development on a fresh machine: a headless browser (Debian's
 # chromium, for the HTML report's browser test) and .venv with the project, its dev
 # tools and the example plugin. Safe to run again: what is there already is kept.
-# scripts/test.sh (the README's test command) and .ci/run both start with it.
+# The README's test command and .ci/run both start with it.
 #
 #   bash scripts/setup.sh             everything
 #   bash scripts/setup.sh --browser   only the browser

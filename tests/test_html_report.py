@@ -240,7 +240,7 @@ def _browser() -> str:
         "no headless browser found (looked for "
         + ", ".join(BROWSERS)
         + " on PATH): the HTML report's browser tests need one. Run the README's test "
-        "command, bash scripts/test.sh, which installs Debian's chromium when it can, "
+        "command (bash scripts/setup.sh first), which installs Debian's chromium when it can, "
         "or install it yourself: apt-get install -y chromium"
     )
 
@@ -250,7 +250,7 @@ def test_a_missing_browser_fails_the_browser_tests(
 ) -> None:
     """With no browser on PATH the browser tests fail, naming the script that installs one."""
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(pytest.fail.Exception, match=r"bash scripts/test\.sh.*apt-get install"):
+    with pytest.raises(pytest.fail.Exception, match=r"bash scripts/setup\.sh.*apt-get install"):
         _browser()
 
 
