@@ -4,7 +4,7 @@ Everything that does no I/O (configuration, request building, the retry rules) l
 in ``_ClientCore``, and turning answers into values or errors in ``_answers``; the two
 clients only send requests and sleep, each in its own way.
 
-After ``os.fork()`` the child gives every live client (``_LIVE``) a connection pool of
+After ``os.fork()`` the child gives every live client a connection pool of
 its own: sockets inherited from the parent are shared with it, and two processes
 writing requests to one connection read each other's answers.
 """
@@ -15,12 +15,10 @@ import asyncio
 import importlib.metadata
 import inspect
 import logging
-import os
 import random
 import threading
 import time
 import uuid
-import weakref
 from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, Generic, TypeVar
@@ -42,6 +40,7 @@ from ._config import (
     masked_url,
 )
 from ._errors import LinqAPIError, LinqConnectionError, LinqResponseError
+from ._fork import renew_after_fork
 from ._models import PhoneNumber
 from ._parsing import LineMemo, Warned, is_e164, parse_phone_number_list, parse_updated_number
 
@@ -87,16 +86,6 @@ def _check_transport(transport: object, method: str, expected: str) -> None:
 
 
 # Every client alive in this process, for the fork hook below.
-_LIVE: weakref.WeakSet[_ClientCore[Any]] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for client in list(_LIVE):
-        client._after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _awaitable_sleep(
@@ -168,7 +157,7 @@ class _ClientCore(Generic[_H]):
         # The parent's connection pools, after a fork: kept, never closed, so that no
         # finalizer in the child ever touches sockets the parent is still using.
         self._inherited: list[object] = []
-        _LIVE.add(self)
+        renew_after_fork(self)
 
     _http: _H
 

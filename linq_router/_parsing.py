@@ -11,14 +11,13 @@ log lines and errors are cut to 60 characters (``_arguments.shown``).
 from __future__ import annotations
 
 import logging
-import os
 import re
 import threading
-import weakref
 from typing import Any, cast
 
 from ._arguments import shown
 from ._errors import LinqResponseError
+from ._fork import renew_after_fork
 from ._models import LineStatus, LineType, PhoneNumber, Reputation
 
 __all__ = ["E164", "LineMemo", "Warned", "parse_phone_number_list", "parse_updated_number"]
@@ -41,7 +40,11 @@ class Warned:
     def __init__(self) -> None:
         self._seen: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
-        _LIVE_WARNED.add(self)
+        renew_after_fork(self)
+
+    def _after_fork_in_child(self) -> None:
+        # A parent thread may have held the lock at the fork.
+        self._lock = threading.Lock()
 
     def once(self, kind: str, value: str) -> None:
         """Log ``value`` of ``kind`` as unknown, unless this owner already did."""
@@ -53,18 +56,6 @@ class Warned:
         logger.warning("Linq sent an unknown %s %s; treating it as unknown", kind, shown(value))
 
 
-# Every Warned alive, so that a forked child gets fresh locks (a thread of the parent
-# may have held one at the fork; it would stay locked in the child for ever).
-_LIVE_WARNED: weakref.WeakSet[Warned] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for warned in list(_LIVE_WARNED):
-        warned._lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 _PROCESS_WARNED = Warned()
 

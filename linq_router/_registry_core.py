@@ -10,7 +10,7 @@ a time, outside every lock and after the refresh that made them has ended: a lis
 may call back into the registry (``refresh()`` included), and a change it causes is
 announced after the current one, not in the middle of it.
 
-After ``os.fork()`` the child resets every live registry (``_LIVE``): fresh locks, and
+After ``os.fork()`` the child resets every live registry: fresh locks, and
 no refresh in flight (the thread that ran it exists only in the parent).
 """
 
@@ -21,17 +21,16 @@ import contextlib
 import gc
 import logging
 import math
-import os
 import threading
 import time
-import weakref
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar
 
 import attrs
 
 from ._arguments import check_callable, check_seconds, shown
 from ._errors import registry_unavailable
+from ._fork import renew_after_fork
 from ._models import PhoneNumber, Snapshot
 
 __all__ = ["SnapshotListener"]
@@ -61,16 +60,6 @@ class _AsyncClient(Protocol):
 _C = TypeVar("_C", _SyncClient, _AsyncClient)
 
 # Every registry alive in this process, for the fork hook below.
-_LIVE: weakref.WeakSet[_RegistryCore[Any]] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for registry in list(_LIVE):
-        registry._after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class _RegistryCore(Generic[_C]):
@@ -126,7 +115,7 @@ class _RegistryCore(Generic[_C]):
         """How many list requests this registry has completed successfully."""
         self.failures = 0
         """How many refreshes failed (after the client's retries)."""
-        _LIVE.add(self)
+        renew_after_fork(self)
 
     def _check_client(self, client: object) -> None:
         """A ``TypeError`` unless ``client`` has the two methods a registry calls."""

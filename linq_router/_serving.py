@@ -21,11 +21,10 @@ from __future__ import annotations
 import gc
 import itertools
 import logging
-import os
 import threading
-import weakref
 from collections.abc import Callable, Mapping
 
+from ._fork import renew_after_fork
 from ._models import PhoneNumber, Reputation, Snapshot
 from ._pick import Pick, PickContext
 from .policies import CompiledPolicy, Policy, compile_policy
@@ -95,7 +94,6 @@ class _Interim:
 
 Served = CompiledPolicy | _Interim
 
-_LIVE: weakref.WeakSet[_Serving] = weakref.WeakSet()
 
 
 class _Serving:
@@ -110,7 +108,7 @@ class _Serving:
         self._bases: dict[str, CompiledPolicy] = {}  # the newest real compile, per purpose
         self._pending: dict[str, Snapshot] = {}  # the newest snapshot still to compile
         self._reset_locks()
-        _LIVE.add(self)
+        renew_after_fork(self)
 
     def _reset_locks(self) -> None:
         self._lock = threading.Lock()
@@ -267,10 +265,3 @@ def _line(snapshot: Snapshot, line_id: str) -> PhoneNumber | None:
     return line if line is not None and line.id == line_id else None
 
 
-def _reset_after_fork() -> None:
-    for serving in list(_LIVE):
-        serving._after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_after_fork)

@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import threading
-import weakref
 from collections import OrderedDict
+
+from linq_router._fork import renew_after_fork
 
 __all__ = ["MemoryState"]
 
-# Every MemoryState alive, so that a forked child gets fresh locks: a parent thread in
-# the middle of a pick may hold one at the fork, and in the child nobody would ever
-# release it.
-_LIVE: weakref.WeakSet[MemoryState] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for state in list(_LIVE):
-        state._lock = threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
-    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class MemoryState:
@@ -49,7 +36,11 @@ class MemoryState:
         self.max_size = max_size
         self._cache: OrderedDict[str, str] = OrderedDict()
         self._lock = threading.Lock()
-        _LIVE.add(self)
+        renew_after_fork(self)
+
+    def _after_fork_in_child(self) -> None:
+        # A parent thread in the middle of a pick may have held the lock at the fork.
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"MemoryState(max_size={self.max_size}, size={len(self)})"
