@@ -24,6 +24,7 @@ from ._models import LineStatus, LineType, PhoneNumber, Reputation, Snapshot
 from ._pick import PURPOSES, Explanation, Pick, PickContext, Stage
 from ._registry import AsyncRegistry, Registry, SnapshotListener
 from ._router import AsyncRouter, AsyncSnapshotSource, Router, SnapshotSource, voice_memo_policy
+from .feedback import Ejected, Ejection, LineEvent, Outcome, SlowStart, Verdict, classify
 from .policies import DEFAULT_POLICY, Policy
 
 # A library logs, the application decides where to: without this, warnings would go
@@ -41,7 +42,10 @@ __all__ = [
     "AsyncRouter",
     "AsyncSnapshotSource",
     "AuthenticationError",
+    "Ejected",
+    "Ejection",
     "Explanation",
+    "LineEvent",
     "LineStatus",
     "LineType",
     "LinqAPIError",
@@ -50,6 +54,7 @@ __all__ = [
     "LinqResponseError",
     "LinqRouterError",
     "NoEligibleNumberError",
+    "Outcome",
     "PhoneNumber",
     "Pick",
     "PickContext",
@@ -61,9 +66,12 @@ __all__ = [
     "Reputation",
     "Router",
     "ServerError",
+    "SlowStart",
     "Snapshot",
     "SnapshotListener",
     "SnapshotSource",
     "Stage",
+    "Verdict",
+    "classify",
     "voice_memo_policy",
 ]

@@ -171,8 +171,14 @@ class RegistryUnavailableError(LinqAPIError):
 class NoEligibleNumberError(LinqRouterError, LookupError):
     """A policy found no line it may send from; the message says what was dropped and why.
 
+    ``ejected`` lists the lines the router's ejection had taken out (``Ejected``
+    values, with their reasons and return times), empty when none were.
+
     .. versionadded:: 0.1
+    .. versionchanged:: 0.3 ``ejected``.
     """
+
+    ejected: tuple[Any, ...] = ()
 
 
 class PolicySpecError(LinqRouterError, ValueError):

@@ -12,14 +12,28 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
-from collections.abc import Awaitable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Protocol
 
+from ._arguments import check_callable, shown
+from ._errors import NoEligibleNumberError
 from ._models import PhoneNumber, Snapshot
 from ._pick import _NO_RECIPIENT, PURPOSES, Pick, PickContext, make_context
 from ._serving import Served, _MustWait, _Serving
+from .feedback import (
+    Ejected,
+    Ejection,
+    LineEvent,
+    OutcomeLike,
+    SlowStart,
+    Tracker,
+    Verdict,
+    classify,
+    outcome_of,
+)
 from .policies import DEFAULT_POLICY, Pinnable, Policy, as_policy
 from .policies._static import PreferIMessage
 
@@ -31,6 +45,19 @@ _debug_enabled = logger.isEnabledFor
 
 PolicyLike = Policy | str | object
 """A ``Policy``, a spec string, or a bare selector."""
+
+EventListener = Callable[[LineEvent], object]
+"""``Router(on_event=...)``: called with each ``LineEvent`` (ejections and returns)."""
+
+
+class _Default:
+    """The default ``ejection``: ``Ejection()``, on."""
+
+    def __repr__(self) -> str:
+        return "Ejection()"
+
+
+_DEFAULT_EJECTION = _Default()
 
 
 class SnapshotSource(Protocol):
@@ -75,6 +102,19 @@ def voice_memo_policy(policy: Policy) -> Policy:
     return Policy(tuple(filters), policy.selector)
 
 
+def _detail(outcome: OutcomeLike, verdict: Verdict) -> str:
+    """What the report said, for an ejection's reason: "HTTP 403, code 2027"."""
+    parts = outcome_of(outcome)
+    if parts is None:
+        return verdict.value
+    said = [f"HTTP {parts.status}" if parts.status is not None else "no answer"]
+    if parts.code is not None:
+        said.append(f"code {parts.code}")
+    if isinstance(outcome, BaseException) and parts.status is None:
+        said.append(type(outcome).__name__)
+    return ", ".join(said)
+
+
 def _key_of(to: str | Iterable[str]) -> str:
     key = make_context(to).key if to is not None else None
     if key is None:
@@ -91,6 +131,10 @@ class _RouterCore(_Serving):
         registry: object,
         policy: PolicyLike | None,
         policies: Mapping[str, PolicyLike] | None,
+        ejection: Ejection | _Default | None = _DEFAULT_EJECTION,
+        slow_start: SlowStart | None = None,
+        on_event: EventListener | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not callable(getattr(registry, "snapshot", None)):
             msg = (
@@ -107,7 +151,25 @@ class _RouterCore(_Serving):
                 raise ValueError(msg)
             resolved[purpose] = as_policy(value)
         self.policies: Mapping[str, Policy] = resolved
-        super().__init__()
+        if isinstance(ejection, _Default):
+            ejection = Ejection()
+        if ejection is not None and not isinstance(ejection, Ejection):
+            msg = f"ejection must be an Ejection or None, got {shown(ejection)}"
+            raise TypeError(msg)
+        if slow_start is not None and not isinstance(slow_start, SlowStart):
+            msg = f"slow_start must be a SlowStart or None, got {shown(slow_start)}"
+            raise TypeError(msg)
+        if on_event is not None:
+            check_callable("on_event", on_event, "a function taking a LineEvent")
+        check_callable("clock", clock, "a function returning seconds (time.monotonic)")
+        self.ejection = ejection
+        self.slow_start = slow_start
+        self.clock = clock
+        self._on_event = on_event
+        tracker = None
+        if ejection is not None or slow_start is not None:
+            tracker = Tracker(ejection, slow_start, clock)
+        super().__init__(tracker)
         self._finalizer: weakref.finalize[[], object] | None = None
         subscribe = getattr(registry, "subscribe", None)
         if callable(subscribe):
@@ -132,13 +194,87 @@ class _RouterCore(_Serving):
         if compiled is None or compiled.version != snapshot.version:
             compiled = self._served_for(snapshot, ctx.purpose)
         try:
-            pick = compiled.pick(ctx)
-        except _MustWait:
-            pick = self._after_must_wait(snapshot, ctx.purpose).pick(ctx)
+            try:
+                pick = compiled.pick(ctx)
+            except _MustWait:
+                pick = self._after_must_wait(snapshot, ctx.purpose).pick(ctx)
+        except NoEligibleNumberError as error:
+            better = self._no_line(error)
+            if better is None:
+                raise
+            raise better from error
         # %s formatting: the explanation is rendered only if DEBUG is on.
         if _debug_enabled(logging.DEBUG):
             logger.debug("pick for %s: %s", ctx.purpose, pick.explanation)
         return pick
+
+    # -- feedback ------------------------------------------------------------------------
+
+    def _line_of(self, pick: Pick | str) -> PhoneNumber | None:
+        """The reported line in the newest snapshot served, ``None`` when it is not there."""
+        if isinstance(pick, Pick):
+            wanted = pick.number.id
+        elif isinstance(pick, str):
+            wanted = pick.strip()
+        else:
+            msg = f"pick must be a Pick or the from number as a str, got {shown(pick)}"
+            raise TypeError(msg)
+        snapshot = self._latest
+        line = snapshot.get(wanted) if snapshot is not None else None
+        if line is None and isinstance(pick, Pick):
+            return pick.number  # a line gone since: still known by what the pick carried
+        return line
+
+    def _record(self, pick: Pick | str, outcome: OutcomeLike, verdict: Verdict) -> None:
+        """Apply ``verdict`` (not a plain success) to the reported line."""
+        tracker = self._tracker
+        if tracker is None:
+            return
+        line = self._line_of(pick)
+        if line is None:
+            if _debug_enabled(logging.DEBUG):
+                logger.debug("report for %s: not a line of the snapshot; ignored", shown(pick))
+            return
+        changed, events = tracker.record(line, verdict, _detail(outcome, verdict))
+        if changed:
+            self._refeed()
+        self._announce(events)
+
+    def _announce(self, events: list[LineEvent]) -> None:
+        listener = self._on_event
+        if listener is None:
+            return
+        for event in events:
+            try:
+                listener(event)
+            except Exception:  # a metrics hook must not break a send
+                logger.exception("on_event listener failed for %s", event)
+
+    def ejections(self) -> tuple[Ejected, ...]:
+        """The lines ejected now (soonest return first); see ``Ejection``.
+
+        .. versionadded:: 0.3
+        """
+        tracker = self._tracker
+        if tracker is None:
+            return ()
+        if tracker.clock() >= tracker.due:
+            self._tick()
+        return tracker.ejected()
+
+    def _no_line(self, error: NoEligibleNumberError) -> NoEligibleNumberError | None:
+        """``error`` with the ejected lines named, or ``None`` when nothing is ejected."""
+        ejected = self.ejections()
+        if not ejected:
+            return None
+        now = self.clock()
+        named = "; ".join(
+            f"{e.line} ({e.verdict.value}: {e.reason}; returns in {max(0.0, e.until - now):.1f} s)"
+            for e in ejected
+        )
+        better = NoEligibleNumberError(f"{error}; ejected lines: {named}")
+        better.ejected = ejected
+        return better
 
     def _pinnables(self) -> list[Pinnable]:
         found: dict[int, Pinnable] = {}
@@ -224,8 +360,13 @@ class Router(_RouterCore):
         registry: SnapshotSource,
         policy: PolicyLike | None = None,
         policies: Mapping[str, PolicyLike] | None = None,
+        *,
+        ejection: Ejection | _Default | None = _DEFAULT_EJECTION,
+        slow_start: SlowStart | None = None,
+        on_event: EventListener | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__(registry, policy, policies)
+        super().__init__(registry, policy, policies, ejection, slow_start, on_event, clock)
         self.registry = registry
 
     def pick(self, to: str | Iterable[str] | None = None, *, purpose: str = "chat") -> Pick:
@@ -244,12 +385,51 @@ class Router(_RouterCore):
         if compiled is None or compiled.version != snapshot.version:
             compiled = self._served_for(snapshot, purpose)
         try:
-            pick = compiled.pick(ctx)
-        except _MustWait:  # a new snapshot left the interim nothing: wait for its compile
-            pick = self._after_must_wait(snapshot, purpose).pick(ctx)
+            try:
+                pick = compiled.pick(ctx)
+            except _MustWait:  # a new snapshot left the interim nothing: wait for its compile
+                pick = self._after_must_wait(snapshot, purpose).pick(ctx)
+        except NoEligibleNumberError as error:
+            better = self._no_line(error)
+            if better is None:
+                raise
+            raise better from error
         if _debug_enabled(logging.DEBUG):
             logger.debug("pick for %s: %s", purpose, pick.explanation)
         return pick
+
+    def report(
+        self,
+        pick: Pick | str,
+        outcome: OutcomeLike = None,
+        *,
+        to: str | Iterable[str] | None = None,
+    ) -> Verdict:
+        r"""Record what happened to a send from ``pick``'s line; its ``Verdict``.
+
+        ``pick`` is the ``Pick`` the send used, or its ``from`` number. ``outcome`` is
+        ``None`` for success, the exception the send raised (the official SDK's, ours,
+        httpx's), an HTTP status, or an ``Outcome``; ``classify`` says what it means.
+        ``to`` is the send's recipient or recipients. A ``LINE_INELIGIBLE`` verdict
+        ejects the line at once, enough ``LINE_FAILURE``\ s in a row eject it for a
+        while (``Ejection``); the next pick avoids it. A number that is not a line of
+        the snapshot is classified and otherwise ignored.
+
+        .. versionadded:: 0.3
+        """
+        if outcome is None and type(pick) is Pick and to is None:
+            # The hot path: a success, with nothing to reset in most cases.
+            tracker = self._tracker
+            if tracker is not None and tracker.watching:
+                tracker.success(pick.number.id)
+            return Verdict.SUCCESS
+        if to is not None:
+            make_context(to)
+        if self._latest is None and isinstance(pick, str):
+            self._served_for(self.registry.snapshot(), "chat")
+        verdict = classify(outcome)
+        self._record(pick, outcome, verdict)
+        return verdict
 
     def pin(self, to: str | Iterable[str], line: str | PhoneNumber) -> str:
         """Make ``line`` (id, number or ``PhoneNumber``) the conversation's line; its id.
@@ -285,8 +465,13 @@ class AsyncRouter(_RouterCore):
         registry: AsyncSnapshotSource,
         policy: PolicyLike | None = None,
         policies: Mapping[str, PolicyLike] | None = None,
+        *,
+        ejection: Ejection | _Default | None = _DEFAULT_EJECTION,
+        slow_start: SlowStart | None = None,
+        on_event: EventListener | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        super().__init__(registry, policy, policies)
+        super().__init__(registry, policy, policies, ejection, slow_start, on_event, clock)
         self.registry = registry
 
     async def pick(self, to: str | Iterable[str] | None = None, *, purpose: str = "chat") -> Pick:
@@ -299,13 +484,40 @@ class AsyncRouter(_RouterCore):
         if compiled is None or compiled.version != snapshot.version:
             compiled = await self._aserved_for(snapshot, purpose)
         try:
-            pick = compiled.pick(ctx)
-        except _MustWait:
-            served = await asyncio.to_thread(self._after_must_wait, snapshot, purpose)
-            pick = served.pick(ctx)
+            try:
+                pick = compiled.pick(ctx)
+            except _MustWait:
+                served = await asyncio.to_thread(self._after_must_wait, snapshot, purpose)
+                pick = served.pick(ctx)
+        except NoEligibleNumberError as error:
+            better = self._no_line(error)
+            if better is None:
+                raise
+            raise better from error
         if _debug_enabled(logging.DEBUG):
             logger.debug("pick for %s: %s", purpose, pick.explanation)
         return pick
+
+    async def report(
+        self,
+        pick: Pick | str,
+        outcome: OutcomeLike = None,
+        *,
+        to: str | Iterable[str] | None = None,
+    ) -> Verdict:
+        """Record what happened to a send from ``pick``'s line; see ``Router.report``."""
+        if outcome is None and type(pick) is Pick and to is None:
+            tracker = self._tracker
+            if tracker is not None and tracker.watching:
+                tracker.success(pick.number.id)
+            return Verdict.SUCCESS
+        if to is not None:
+            make_context(to)
+        if self._latest is None and isinstance(pick, str):
+            await self._aserved_for(await self.registry.snapshot(), "chat")
+        verdict = classify(outcome)
+        self._record(pick, outcome, verdict)
+        return verdict
 
     async def _aserved_for(self, snapshot: Snapshot, purpose: str) -> Served:
         # Masking is cheap and runs here; a first compile runs in a thread, so that the

@@ -21,19 +21,21 @@ from __future__ import annotations
 import gc
 import itertools
 import logging
+import math
 import threading
 from collections.abc import Callable, Mapping
 
 from ._fork import renew_after_fork
-from ._models import PhoneNumber, Reputation, Snapshot
-from ._pick import Pick, PickContext
-from .policies import CompiledPolicy, Policy, compile_policy
+from ._models import PhoneNumber, Snapshot
+from ._pick import Explanation, Pick, PickContext, Stage
+from .feedback import LineEvent, Tracker, eligible
+from .policies import NO_ADJUSTMENTS, Adjustments, CompiledPolicy, Policy, compile_policy
+from .policies._adjust import ejection_stage
 
 __all__ = ["_MustWait", "_Serving"]
 
 logger = logging.getLogger("linq_router")
 
-_UNPICKABLE = (Reputation.CRITICAL, Reputation.UNKNOWN)
 # How many more turns a rotation is asked for before the interim picks a line itself.
 _RETRIES = 16
 
@@ -42,24 +44,52 @@ class _MustWait(Exception):  # a signal, not an error anyone sees
     """The interim has nothing it may pick: the caller waits for the compile."""
 
 
-def _ineligible(line: PhoneNumber | None) -> bool:
-    return line is None or line.reputation in _UNPICKABLE or line.is_flagged
-
-
 class _Interim:
-    """A compiled policy for an older snapshot, with newly ineligible lines masked."""
+    """A compiled policy for an older snapshot or feedback, with newly ineligible lines masked.
 
-    def __init__(self, base: CompiledPolicy, snapshot: Snapshot, masked: frozenset[str]) -> None:
+    Also what is served while the feedback has a time to watch (an ejection's end, a
+    slow-start step): ``due`` is checked on each pick, and ``tick`` called when it
+    comes. ``stage`` is the ejection stage that explanations of masked picks start with.
+    """
+
+    def __init__(
+        self,
+        base: CompiledPolicy,
+        snapshot: Snapshot,
+        masked: frozenset[str],
+        *,
+        stage: Stage | None = None,
+        due: float = math.inf,
+        clock: Callable[[], float] | None = None,
+        tick: Callable[[], None] | None = None,
+    ) -> None:
         self.base = base
         self.version = snapshot.version
         self.snapshot = snapshot
         self.masked = masked
+        self._stage = stage
         self._turn = itertools.count()
-        inner = base.pick
-        if masked:
-            self.pick: Callable[[PickContext], Pick] = self._masked_pick
-        else:
-            self.pick = inner
+        inner: Callable[[PickContext], Pick] = self._masked_pick if masked else base.pick
+        self._inner = inner
+        self.pick: Callable[[PickContext], Pick] = inner
+        if due < math.inf and clock is not None and tick is not None:
+            self._due, self._clock, self._tick = due, clock, tick
+            self.pick = self._timed_pick
+
+    def _timed_pick(self, ctx: PickContext) -> Pick:
+        if self._clock() >= self._due:
+            self._tick()  # installs what replaces this; this pick is served as it stands
+        return self._inner(ctx)
+
+    def _explained(self, pick: Pick) -> Pick:
+        stage = self._stage
+        if stage is None:
+            return pick
+        stages = pick.explanation.stages
+        if stages and stages[0].name == stage.name:
+            stages = stages[1:]
+        explanation = Explanation((stage, *stages), pick.explanation.choice)
+        return Pick(pick.phone_number, pick.number, pick.policy, explanation, pick.purpose)
 
     def _masked_pick(self, ctx: PickContext) -> Pick:
         masked = self.masked
@@ -68,23 +98,23 @@ class _Interim:
         except Exception:  # the old compile had nothing; the new snapshot may
             raise _MustWait from None
         if pick.number.id not in masked:
-            return pick
+            return self._explained(pick)
         leaf = self.base.leaf_for(ctx)
         avoiding = getattr(leaf.selector, "pick_avoiding", None)
         if callable(avoiding):
             found = avoiding(ctx, masked)
             if isinstance(found, Pick):
-                return found
+                return self._explained(found)
         for _ in range(min(_RETRIES, len(leaf.group.lines))):
             pick = self.base.pick(ctx)
             if pick.number.id not in masked:
-                return pick
+                return self._explained(pick)
         lines = [line for line in leaf.group.lines if line.id not in masked]
         if not lines:
             raise _MustWait
         line = lines[next(self._turn) % len(lines)]
-        return leaf.group.make_pick(
-            line, f"chose {line.phone_number} while the new snapshot compiles"
+        return self._explained(
+            leaf.group.make_pick(line, f"chose {line.phone_number} while the change compiles")
         )
 
     def candidates(self, ctx: PickContext) -> tuple[PhoneNumber, ...]:
@@ -95,13 +125,15 @@ class _Interim:
 Served = CompiledPolicy | _Interim
 
 
-
 class _Serving:
     """Per purpose: the compiled policy picks use, and the worker that replaces it."""
 
     policies: Mapping[str, Policy]
 
-    def __init__(self) -> None:
+    def __init__(self, tracker: Tracker | None = None) -> None:
+        self._tracker = tracker
+        self._queued: list[LineEvent] = []
+        self._latest: Snapshot | None = None  # the newest snapshot seen
         # Replaced wholesale under the lock, read without it: a pick sees either the old
         # mapping or the new one, both complete.
         self._compiled: dict[str, Served] = {}
@@ -122,6 +154,7 @@ class _Serving:
         """What picks of ``purpose`` use for ``snapshot``; waits only for a first compile."""
         with self._lock:
             served = self._without_compiling_locked(snapshot, purpose)
+        self._flush()
         return served if served is not None else self._first_compile(snapshot, purpose)
 
     def _without_compiling_locked(self, snapshot: Snapshot, purpose: str) -> Served | None:
@@ -129,21 +162,88 @@ class _Serving:
         current = self._compiled.get(purpose)
         if current is not None and current.version == snapshot.version:
             return current
+        self._observe(snapshot)
         base = self._bases.get(purpose)
         return self._interim_locked(base, snapshot, purpose) if base is not None else None
 
+    def _adjustments(self) -> Adjustments:
+        tracker = self._tracker
+        return NO_ADJUSTMENTS if tracker is None else tracker.adjustments
+
+    def _observe(self, snapshot: Snapshot) -> None:
+        """Tell the feedback about a snapshot (O(changed)); announce what it did."""
+        self._latest = snapshot
+        tracker = self._tracker
+        if tracker is not None:
+            self._queued.extend(tracker.observe(snapshot)[1])
+
+    def _flush(self) -> None:
+        """Announce the events queued while the lock was held (outside it)."""
+        if self._queued:
+            with self._lock:
+                events, self._queued = self._queued, []
+            self._announce(events)
+
     def _interim_locked(self, base: CompiledPolicy, snapshot: Snapshot, purpose: str) -> Served:
-        if base.version == snapshot.version:  # back to what was compiled (A, B, A)
-            served: Served = base
+        adjust = self._adjustments()
+        same = base.adjustments == adjust
+        if base.version == snapshot.version and same:  # back to what was compiled (A, B, A)
+            served: Served = self._watched(base, snapshot)
             self._pending.pop(purpose, None)
         else:
-            changed = snapshot.changes_since(base.snapshot) if base.snapshot else frozenset()
-            masked = frozenset(i for i in changed if _ineligible(_line(snapshot, i)))
-            served = _Interim(base, snapshot, masked)
+            masked: set[str] = set()
+            if base.version != snapshot.version and base.snapshot is not None:
+                changed = snapshot.changes_since(base.snapshot)
+                masked.update(i for i in changed if not eligible(_line(snapshot, i)))
+            stage = None
+            if not same:
+                # Newly ejected lines are masked at once; returned ones wait for the compile.
+                masked.update(i for i in adjust.excluded if i not in base.adjustments.excluded)
+                stage = _ejection_stage(adjust, snapshot)
+            served = self._watched(base, snapshot, frozenset(masked), stage)
             self._pending[purpose] = snapshot
             self._start_worker_locked()
         self._compiled = {**self._compiled, purpose: served}
         return served
+
+    def _watched(
+        self,
+        base: CompiledPolicy,
+        snapshot: Snapshot,
+        masked: frozenset[str] = frozenset(),
+        stage: Stage | None = None,
+    ) -> Served:
+        """``base`` as served: itself, or wrapped to mask lines and watch the feedback's time."""
+        tracker = self._tracker
+        due = math.inf if tracker is None else tracker.due
+        if not masked and due == math.inf:
+            return base
+        clock = None if tracker is None else tracker.clock
+        return _Interim(base, snapshot, masked, stage=stage, due=due, clock=clock, tick=self._tick)
+
+    # -- feedback -----------------------------------------------------------------------
+
+    def _refeed(self) -> None:
+        """The feedback changed: re-serve every purpose from its base, masked; recompile."""
+        with self._lock:
+            for purpose, current in self._compiled.items():
+                base = self._bases.get(purpose)
+                if base is not None and current.snapshot is not None:
+                    self._interim_locked(base, current.snapshot, purpose)
+
+    def _tick(self) -> None:
+        """A due time came: ejections end, slow start steps. Off the lock, O(what came)."""
+        tracker = self._tracker
+        if tracker is None:
+            return
+        changed, events = tracker.advance()
+        if changed:
+            self._refeed()
+        self._announce(events)
+        self._flush()
+
+    def _announce(self, events: list[LineEvent]) -> None:
+        """Hand events to the router's listener (the router overrides this)."""
 
     def _first_compile(self, snapshot: Snapshot, purpose: str) -> Served:
         with self._first[purpose]:  # racing first picks share one compile
@@ -151,14 +251,18 @@ class _Serving:
                 served = self._without_compiling_locked(snapshot, purpose)
             if served is not None:
                 return served
+            with self._lock:
+                self._observe(snapshot)
+                adjust = self._adjustments()
+            self._flush()
             compiled = compile_policy(
-                self.policies[purpose], snapshot, purpose=purpose, previous=None
+                self.policies[purpose], snapshot, purpose=purpose, adjustments=adjust
             )
             with self._lock:
                 self._bases[purpose] = compiled
                 current = self._compiled.get(purpose)
                 if current is None or current.version != snapshot.version:
-                    self._compiled = {**self._compiled, purpose: compiled}
+                    self._compiled = {**self._compiled, purpose: self._watched(compiled, snapshot)}
                 served = self._compiled[purpose]
             gc.freeze()  # see _work
             return served
@@ -167,21 +271,26 @@ class _Serving:
         """The interim had nothing to pick: wait for the worker's compile, or compile."""
         self.settle(timeout=30.0)
         with self._lock:
+            adjust = self._adjustments()
             current = self._compiled.get(purpose)
-            if isinstance(current, CompiledPolicy) and current.version == snapshot.version:
-                return current
             base = self._bases.get(purpose)
-        compiled = compile_policy(self.policies[purpose], snapshot, purpose=purpose, previous=base)
+            if current is not None and _serves(current, snapshot, adjust):
+                return current
+        compiled = compile_policy(
+            self.policies[purpose], snapshot, purpose=purpose, previous=base, adjustments=adjust
+        )
         with self._lock:
             self._bases[purpose] = compiled
-            self._compiled = {**self._compiled, purpose: compiled}
-        return compiled
+            served = self._watched(compiled, snapshot)
+            self._compiled = {**self._compiled, purpose: served}
+        return served
 
     # -- notices and the worker ---------------------------------------------------------
 
     def _on_snapshot(self, snapshot: Snapshot) -> None:
         """A new snapshot was announced: serve an interim and compile in the background."""
         with self._lock:
+            self._observe(snapshot)
             for purpose in {*self._bases, "chat"}:
                 base = self._bases.get(purpose)
                 current = self._compiled.get(purpose)
@@ -194,6 +303,7 @@ class _Serving:
                     # first waits for this compile (it holds the purpose's first lock).
                     self._pending[purpose] = snapshot
                     self._start_worker_locked()
+        self._flush()
 
     def _start_worker_locked(self) -> None:
         if self._worker is None:
@@ -212,12 +322,17 @@ class _Serving:
                 purpose, snapshot = next(iter(self._pending.items()))
                 del self._pending[purpose]
                 base = self._bases.get(purpose)
+                adjust = self._adjustments()
             try:
                 if base is None:
                     self._first_compile(snapshot, purpose)
                     continue
                 compiled = compile_policy(
-                    self.policies[purpose], snapshot, purpose=purpose, previous=base
+                    self.policies[purpose],
+                    snapshot,
+                    purpose=purpose,
+                    previous=base,
+                    adjustments=adjust,
                 )
             except Exception:
                 logger.exception(
@@ -234,7 +349,8 @@ class _Serving:
                 if newer is not None:  # a newer snapshot came meanwhile: mask from here
                     self._interim_locked(compiled, newer, purpose)
                 elif current is None or current.version == compiled.version:
-                    self._compiled = {**self._compiled, purpose: compiled}
+                    served = self._watched(compiled, snapshot)
+                    self._compiled = {**self._compiled, purpose: served}
             # As the registry does after installing a snapshot (see _registry_core): the
             # compiled policy lives until the next change, so keep full collections from
             # walking its hundreds of thousands of picks again, with the GIL held.
@@ -260,8 +376,21 @@ class _Serving:
         self._compiled = dict(self._bases)
 
 
+def _serves(served: Served, snapshot: Snapshot, adjust: Adjustments) -> bool:
+    """Whether ``served`` picks from a compile of ``snapshot`` and ``adjust``, unmasked."""
+    if isinstance(served, _Interim):
+        if served.masked:
+            return False
+        served = served.base
+    return served.version == snapshot.version and served.adjustments == adjust
+
+
+def _ejection_stage(adjust: Adjustments, snapshot: Snapshot) -> Stage | None:
+    """The first stage a full compile with ``adjust`` would give (for interim picks)."""
+    present = sum(1 for i in adjust.excluded if _line(snapshot, i) is not None)
+    return ejection_stage(adjust.excluded, snapshot, len(snapshot.numbers) - present)
+
+
 def _line(snapshot: Snapshot, line_id: str) -> PhoneNumber | None:
     line = snapshot.get(line_id)
     return line if line is not None and line.id == line_id else None
-
-

@@ -94,7 +94,9 @@ def _warn_once(shape: str) -> None:
         if shape in _warned:
             return
         _warned.add(shape)
-    logger.warning("cannot tell what outcome %s says about the line; treated as NOT_THE_LINE", shape)
+    logger.warning(
+        "cannot tell what outcome %s says about the line; treated as NOT_THE_LINE", shape
+    )
 
 
 def _int_or_none(value: object) -> int | None:
@@ -153,7 +155,7 @@ def outcome_of(outcome: OutcomeLike) -> Outcome | None:
     return None
 
 
-def _verdict(parts: Outcome) -> Verdict:
+def _verdict(parts: Outcome) -> Verdict:  # noqa: PLR0911 (one return per row of the table)
     status, code = parts.status, parts.code
     if status is None:
         if code == _INELIGIBLE:

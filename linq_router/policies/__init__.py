@@ -17,6 +17,7 @@ compiles against a snapshot, and which state it may keep, is documented on
 .. versionadded:: 0.1
 """
 
+from ._adjust import NO_ADJUSTMENTS, Adjustments
 from ._base import (
     BaseFilter,
     BaseSelector,
@@ -64,6 +65,8 @@ __all__ = [
     "DEFAULT_POLICY",
     "DEFAULT_WEIGHTS",
     "ENTRY_POINT_GROUP",
+    "NO_ADJUSTMENTS",
+    "Adjustments",
     "BaseFilter",
     "BaseSelector",
     "CompiledPolicy",

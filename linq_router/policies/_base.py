@@ -92,6 +92,7 @@ class Group:
 
     .. versionadded:: 0.1
     .. versionchanged:: 0.2 ``changed`` and ``get``.
+    .. versionchanged:: 0.3 ``factor``.
     """
 
     lines: tuple[PhoneNumber, ...]
@@ -106,6 +107,20 @@ class Group:
         default=None, eq=False, repr=False, alias="by_id"
     )
     _cell: Cell | None = attrs.field(default=None, eq=False, repr=False, alias="cell")
+    _factors: Mapping[str, float] | None = attrs.field(
+        default=None, eq=False, repr=False, alias="factors"
+    )
+
+    def factor(self, line_id: str) -> float:
+        """The factor the router scales this line's weight by (slow start); 1.0 mostly.
+
+        Selectors that weigh lines multiply their weight by it (the built-ins do), so
+        a line that just joined the pool ramps up instead of taking full traffic.
+
+        .. versionadded:: 0.3
+        """
+        factors = self._factors
+        return 1.0 if not factors else factors.get(line_id, 1.0)
 
     def get(self, line_id: str) -> PhoneNumber | None:
         """The group's line with id ``line_id``, or ``None``."""

@@ -28,6 +28,7 @@ from linq_router._errors import PolicySpecError
 from linq_router._models import PhoneNumber, Snapshot
 from linq_router._pick import Cell, Pick, PickContext, Stage
 
+from ._adjust import NO_ADJUSTMENTS, Adjustments, ejection_stage, touched
 from ._base import (
     CompiledSelector,
     Group,
@@ -123,6 +124,7 @@ class CompiledPolicy:
         purpose: str = "chat",
         records: dict[tuple[int, str], _Record] | None = None,
         given: Lines | None = None,
+        adjustments: Adjustments = NO_ADJUSTMENTS,
     ) -> None:
         self.policy = policy
         self.version = version
@@ -132,6 +134,7 @@ class CompiledPolicy:
         self._root = root
         self._records = records or {}
         self._given = given
+        self.adjustments = adjustments
         # Bind once: a static pipeline's pick is then the selector's own bound method.
         self.pick: Callable[[PickContext], Pick] = (
             root.compiled.pick if isinstance(root, _Leaf) else root.pick
@@ -165,11 +168,13 @@ def _by_id(numbers: tuple[PhoneNumber, ...]) -> dict[str, PhoneNumber]:
     return lines
 
 
-def _given(snapshot: Snapshot, previous: Lines, changed: frozenset[str]) -> dict[str, PhoneNumber]:
+def _given(
+    snapshot: Snapshot, previous: Lines, changed: frozenset[str], excluded: Mapping[str, str]
+) -> dict[str, PhoneNumber]:
     lines = dict(previous)
     for line_id in changed:
         line = snapshot.get(line_id)
-        if line is not None and line.id == line_id:
+        if line is not None and line.id == line_id and line_id not in excluded:
             lines[line_id] = line
         else:
             lines.pop(line_id, None)
@@ -269,8 +274,10 @@ class _Compiler:
         purpose: str,
         previous: CompiledPolicy | None,
         same: bool,
+        factors: Mapping[str, float],
     ) -> None:
         self.policy = policy
+        self.factors = factors
         self.selector = selector
         self.name = policy.name
         self.purpose = purpose
@@ -304,7 +311,9 @@ class _Compiler:
             and before.group.warnings == warnings
         ):
             # Same lines: the compiled selector stays; its picks read the new stages.
-            group = attrs.evolve(before.group, stages=stages, changed=frozenset())
+            group = attrs.evolve(
+                before.group, stages=stages, changed=frozenset(), factors=self.factors
+            )
             kept: CompiledSelector | _Empty | _Warned = before.compiled
             if isinstance(kept, _Empty):
                 kept = _Empty(group)
@@ -321,6 +330,7 @@ class _Compiler:
             changed if self.same and before is not None else None,
             by_id=lines,
             cell=cell,
+            factors=self.factors,
         )
         compiled: CompiledSelector | _Empty | _Warned
         if not lines:
@@ -411,15 +421,20 @@ def compile_policy(
     *,
     purpose: str = "chat",
     previous: CompiledPolicy | None = None,
+    adjustments: Adjustments | None = None,
 ) -> CompiledPolicy:
     """Compile ``policy`` against ``snapshot``; ``previous`` carries state over.
 
     With ``previous`` compiled from the same policy, only what changed since its
-    snapshot is compiled again (see the module notes).
+    snapshot (and in ``adjustments``) is compiled again (see the module notes).
+    ``adjustments`` leaves lines out and scales weights (``Adjustments``).
 
     .. versionadded:: 0.1
     .. versionchanged:: 0.2 incremental when ``previous`` is given.
+    .. versionchanged:: 0.3 ``adjustments``.
     """
+    adjust = NO_ADJUSTMENTS if adjustments is None else adjustments
+    excluded = adjust.excluded
     selector = policy.selector
     if selector is None:
         msg = f"policy {policy.name!r} has no selector; end it with one"
@@ -433,14 +448,21 @@ def compile_policy(
         and previous.snapshot is not None
         and previous._given is not None
     ):
-        if previous.version == snapshot.version:
+        same_adjustments = previous.adjustments == adjust
+        if previous.version == snapshot.version and same_adjustments:
             return previous
         changed = snapshot.changes_since(previous.snapshot)
-        given: Lines = _given(snapshot, previous._given, changed)
+        if not same_adjustments:
+            changed |= touched(previous.adjustments, adjust)
+        given: Lines = _given(snapshot, previous._given, changed, excluded)
     else:
         given = _by_id(snapshot.numbers)
-    compiler = _Compiler(policy, selector, purpose, previous, changed is not None)
-    root = compiler.build(0, given, changed, (), f"{purpose}:", False, ())
+        if excluded:
+            given = {i: line for i, line in given.items() if i not in excluded}
+    compiler = _Compiler(policy, selector, purpose, previous, changed is not None, adjust.factors)
+    ejected = ejection_stage(excluded, snapshot, len(given)) if excluded else None
+    first = (ejected,) if ejected is not None else ()
+    root = compiler.build(0, given, changed, first, f"{purpose}:", False, ())
     leaves = compiler.leaves
     if not snapshot.numbers:
         # Say "the snapshot has no lines" rather than a chain of "kept 0 of 0".
@@ -457,4 +479,5 @@ def compile_policy(
         purpose=purpose,
         records=compiler.records,
         given=given,
+        adjustments=adjust,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
+from linq_router._models import PhoneNumber
 from linq_router._pick import Cell, Pick, PickContext
 
 from ._base import BaseSelector, CompiledSelector, Group
@@ -13,8 +14,15 @@ from ._rotation import Rotation
 __all__ = ["RoundRobin", "round_robin"]
 
 
-def _choice(number: str, count: Cell) -> str:
-    return f"round-robin: chose {number} (one of {count.value} lines in rotation)"
+def _choice(number: str, count: Cell, factor: float = 1.0) -> str:
+    ramp = f", slow start: {factor:.2f} of its turns" if factor < 1.0 else ""
+    return f"round-robin: chose {number} (one of {count.value} lines in rotation{ramp})"
+
+
+def _pick_for(group: Group, line: PhoneNumber, count: Cell) -> tuple[Pick, float]:
+    factor = group.factor(line.id)
+    choice = functools.partial(_choice, line.phone_number, count, factor)
+    return group.make_pick(line, choice), factor
 
 
 class _CompiledRoundRobin:
@@ -34,21 +42,16 @@ class _CompiledRoundRobin:
             for line_id in sorted(group.changed):
                 line = group.get(line_id)
                 if line is not None:
-                    pick = group.make_pick(
-                        line, functools.partial(_choice, line.phone_number, self._count)
-                    )
-                    added.append((line_id, pick, 1.0))
+                    pick, factor = _pick_for(group, line, self._count)
+                    added.append((line_id, pick, factor))
             rotation = prior.rotation.updated(group.changed, added)
         else:
             self._count = Cell(len(group.lines))
         if rotation is None:
-            picks = [
-                group.make_pick(line, functools.partial(_choice, line.phone_number, self._count))
-                for line in group.lines
-            ]
+            made = [_pick_for(group, line, self._count) for line in group.lines]
             keys = [line.id for line in group.lines]
             previous_rotation = prior.rotation if prior is not None else None
-            rotation = Rotation(picks, keys, [1.0] * len(keys), previous_rotation)
+            rotation = Rotation([p for p, _ in made], keys, [f for _, f in made], previous_rotation)
         self._count.value = len(group.lines)
         self.rotation = rotation
         # The rotation's pick is the whole of this selector's pick: bind it directly.

@@ -136,7 +136,8 @@ class _CompiledSticky:
     def _count(self, line: PhoneNumber) -> int:
         if self.equal:
             return VNODES
-        weight = self._weights[line.reputation]
+        # Slow start: a ramping line owns fewer ring entries, so fewer new conversations.
+        weight = self._weights[line.reputation] * self._group.factor(line.id)
         return max(1, round(VNODES * weight / self._top)) if weight > 0 else 0
 
     def _build(self, lines: list[PhoneNumber]) -> None:

@@ -63,6 +63,12 @@ def _format_weights(weights: Mapping[Reputation, float]) -> str:
     return ", ".join(f"{rep.value} {weights[rep]}" for rep in Reputation)
 
 
+def _why(weight: float, factor: float) -> str:
+    if factor < 1.0:
+        return f"weight {weight / factor:g} x slow start {factor:.2f}"
+    return f"weight {weight}"
+
+
 def _choice(name: str, line: PhoneNumber, why: str, weight: float, total: Cell) -> str:
     share = weight / total.value  # type: ignore[operator]
     return f"{name}: chose {line.phone_number} ({line.reputation.value}, {why}, share {share:.1%})"
@@ -110,7 +116,8 @@ class WeightedSchedule:
             if updated is not None:
                 return updated
         prior = previous.rotation if previous is not None else None
-        chosen = [(line, weights[line.reputation]) for line in group.lines]
+        factor = group.factor
+        chosen = [(line, weights[line.reputation] * factor(line.id)) for line in group.lines]
         chosen = [(line, w) for line, w in chosen if w > 0]
         equal = not chosen and group.ignore_health
         if equal:
@@ -126,7 +133,7 @@ class WeightedSchedule:
                     _choice,
                     name,
                     line,
-                    "health ignored, equal weights" if equal else f"weight {w}",
+                    "health ignored, equal weights" if equal else _why(w, factor(line.id)),
                     w,
                     total,
                 ),
@@ -153,12 +160,14 @@ class WeightedSchedule:
         for line_id in sorted(group.changed):
             old = previous.group.get(line_id)
             if old is not None:
-                amount -= weights[old.reputation]
+                amount -= weights[old.reputation] * previous.group.factor(line_id)
             line = group.get(line_id)
-            weight = weights[line.reputation] if line is not None else 0.0
+            factor = group.factor(line_id)
+            weight = weights[line.reputation] * factor if line is not None else 0.0
             if line is not None and weight > 0:
                 amount += weight
-                choice = functools.partial(_choice, name, line, f"weight {weight}", weight, total)
+                why = _why(weight, factor)
+                choice = functools.partial(_choice, name, line, why, weight, total)
                 added.append((line_id, group.make_pick(line, choice), weight))
         rotation = previous.rotation.updated(group.changed, added)
         if rotation is None:
