@@ -1,13 +1,16 @@
 """Test helpers for code that uses linq_router: a fake Linq API and sample data.
 
-``FakeLinqServer`` serves Linq's phone-number endpoints on 127.0.0.1 with lines,
-response shapes and faults you control at run time::
+``FakeLinqServer`` serves Linq's phone-number and send endpoints on 127.0.0.1 with
+lines, response shapes, faults and per-line send behaviour you control at run time,
+and records every send as a ``SentMessage``::
 
     from linq_router.testing import FakeLinqServer, sample_pool
 
     with FakeLinqServer(sample_pool()) as server:
         server.fail_next("3006")
+        server.set_line_behaviour("+12025550101", "ineligible")
         ...  # point the client at server.base_url, key server.api_key
+        assert server.send_count("+12025550101") == 0
 
 For policy plugin authors (needs hypothesis): ``check_policy(factory)`` and the
 strategies ``phone_numbers()``, ``snapshots()``, ``recipients()``.
@@ -21,6 +24,7 @@ from ._clock import FakeClock
 from ._fake_api import FakeLinqServer
 from ._fake_data import NumberSpec, Shape, default_pool, sample_pool
 from ._faults import FAULT_KINDS, Fault, error_envelope
+from ._fake_sends import SentMessage
 from ._routes import RecordedRequest
 
 if TYPE_CHECKING:
@@ -64,6 +68,7 @@ __all__ = [
     "NumberSpec",
     "PolicyContractError",
     "RecordedRequest",
+    "SentMessage",
     "Shape",
     "check_policy",
     "default_pool",

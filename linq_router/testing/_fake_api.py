@@ -1,4 +1,4 @@
-"""``FakeLinqServer``: Linq's phone-number endpoints on 127.0.0.1, with injectable faults."""
+"""``FakeLinqServer``: Linq's phone-number and send endpoints on 127.0.0.1, with faults."""
 
 from __future__ import annotations
 
@@ -14,37 +14,46 @@ import attrs
 from linq_router._models import Reputation
 
 from ._answers import error_plan, fault_plan, forwarding_number, json_plan
-from ._fake_checks import (
-    LINE_TYPES,
-    STATUSES,
-    check_forwarding,
-    choice_value,
-    reputation_value,
-)
-from ._fake_data import SHAPES, Line, NumberSpec, Shape, default_pool, to_line
-from ._faults import Fault, FaultQueue
+from ._fake_checks import LINE_TYPES, STATUSES, check_forwarding, choice_value, reputation_value
+from ._fake_data import SHAPES, Line, NumberSpec, Shape, default_pool, find_line, to_line, to_lines
+from ._fake_sends import SendBook, Sending
+from ._faults import FaultControls, FaultQueue
 from ._http import Plan, StoppableHTTPServer
-from ._routes import (
-    LIST_ROUTE,
-    RecordedRequest,
-    api_path,
-    normalize_route,
-    resolve,
-    route_matches,
-)
+from ._routes import LIST_ROUTE, SEND_ROUTES, RecordedRequest, RequestLog, api_path, resolve
 
 __all__ = ["FakeLinqServer"]
 
 
-class FakeLinqServer:
-    """A fake of Linq's ``/v3/phone_numbers`` API: a real HTTP server on 127.0.0.1.
+# The public methods live in three bases, one concern each (faults, the request log,
+# sends); this class holds the lifecycle, the lines and the dispatch.
+class FakeLinqServer(FaultControls, RequestLog, Sending):
+    """A fake of Linq's partner API for lines and sends: a real HTTP server on 127.0.0.1.
 
-    It serves ``GET /v3/phone_numbers`` and ``PUT /v3/phone_numbers/{id}`` with the
-    documented payloads, checks ``Authorization: Bearer <api_key>`` (401 / code 2004
-    otherwise), answers unknown routes with a 404 and bad bodies with a 400, always in
+    It serves, with the documented payloads (the official SDK parses them strictly):
+
+    * ``GET /v3/phone_numbers`` and ``PUT /v3/phone_numbers/{id}``: the lines, which
+      change at run time (``add_number``, ``set_reputation``, ``shape``, ...);
+    * ``POST /v3/chats`` (``from``, ``to``: 1 to 31 E.164 numbers or emails,
+      ``message``): 201 with a new chat, or 200 with the existing one when the line and
+      the exact ``to`` set match one, as Linq reuses chats;
+    * ``POST /v3/chats/{id}/messages`` and ``POST /v3/chats/{id}/voicememo``: 202; they
+      go out on the chat's line. An unknown chat is a 404 (code 2001).
+
+    Every send is recorded, with its line, in ``sends`` (``SentMessage``), accepted or
+    not; ``send_count()`` and ``rejected_count()`` count them. Sends are refused as
+    Linq refuses them, before anything is created: a ``from`` that is none of the
+    lines (403 / 2005); a line set ``"ineligible"`` (403 / 2027) or ``"failing"``
+    (500 / 3006) by ``set_line_behaviour``; a recipient ``opt_out()`` named (403 /
+    2024, unless the request sets ``override_optout``); more than 30 sends a
+    sender-recipient pair within a moving 60 s of the server's ``clock`` (429 / 1007,
+    with ``Retry-After`` and ``error.retry_after``: whole seconds until the pair has
+    room). Each accepted create, message or voice memo counts once for each recipient.
+
+    It checks ``Authorization: Bearer <api_key>`` (401 / code 2004 otherwise), answers
+    unknown routes with a 404 and bad bodies with a 400 (codes 1001 to 1005), always in
     Linq's error envelope. Paths work with or without the real base URL's
-    ``/api/partner`` prefix. Everything can be changed while it runs, from any thread:
-    the lines, the response ``shape``, queued faults. Request logging is silent.
+    ``/api/partner`` prefix. Everything can be changed while it runs, from any thread.
+    Request logging is silent.
 
     Use it as a context manager (``with`` or ``async with``) or call ``start()`` /
     ``stop()``. It runs in its own threads, so sync and async tests use it alike::
@@ -55,30 +64,22 @@ class FakeLinqServer:
             server.add_number("+12025550102", reputation="AT_RISK", line_type="RCS")
             server.fail_next("3006", times=2)            # two 500s, then normal answers
             server.fail_next("429", route="list", retry_after=0.1)
+            server.set_line_behaviour("+12025550102", "ineligible")
             ...  # point your client at server.base_url with key "k"
             assert server.count("GET /v3/phone_numbers") == 3
+            assert server.send_count("+12025550101") == 1
 
     Faults (``fail_next(kind, times=1, *, route=None, ...)``) are queued and consumed,
     first in first out, by the next matching *authorized* requests to a *known* route
-    (a refused key gets its 401 and unknown routes their 404 first). Kinds:
-
-    * ``"3006"`` / ``"500"``: 500 with the code 3006 envelope; ``"503"``, ``"502"``, ...
-      likewise; any HTTP error status works (``"403"`` is code 2027, pass
-      ``code=2024`` for an opted-out recipient; ``"401"`` is code 2004).
-    * ``"429"``: code 1007, ``Retry-After`` header and ``error.retry_after`` (1 s unless
-      ``retry_after=`` says otherwise). ``retry_after=`` adds the header to any status.
-    * ``"delay"``: wait ``delay`` seconds (default 1), then answer normally; ``stop()``
-      cuts the wait short. ``delay=`` also delays any other kind's answer.
-    * ``"malformed"``: 200 with a body that is not JSON (or ``body=``).
-    * ``"wrong-shape"``: 200 with ``{"numbers": []}``, or ``body=`` (JSON-encoded, or
-      sent as is when ``bytes``/``str``): the raw override for parser tests.
-    * ``"truncated"``: the normal answer, cut short: ``Content-Length`` promises more
-      than is sent before the connection closes.
-    * ``"drop"``: the connection closes without any answer.
-
-    ``times=None`` keeps a fault until ``clear_faults()``.
+    (a refused key gets its 401 and unknown routes their 404 first). ``Fault`` lists
+    the kinds: error statuses (``"3006"``, ``"429"``, any other 4xx or 5xx),
+    ``"delay"``, ``"malformed"``, ``"wrong-shape"``, ``"truncated"`` and ``"drop"``.
+    ``times=None`` keeps a fault until ``clear_faults()``. A fault that replaces a
+    send's answer creates nothing and is no accepted send.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.3 the send routes, ``sends``, line behaviours, opt-outs and
+       the pair limit.
     """
 
     def __init__(
@@ -100,6 +101,7 @@ class FakeLinqServer:
         self._shape: str = "reputation"
         self._faults = FaultQueue()
         self._requests: list[RecordedRequest] = []
+        self._sends = SendBook()
         self._lifecycle = threading.Lock()
         self._httpd: StoppableHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -227,16 +229,7 @@ class FakeLinqServer:
 
         .. versionchanged:: 0.2 the specs' values are checked.
         """
-        lines = []
-        for index, spec in enumerate(numbers):
-            try:
-                lines.append(to_line(spec))
-            except (TypeError, ValueError) as exc:
-                raise type(exc)(f"numbers[{index}]: {exc}") from None
-        ids = [line.id for line in lines]
-        if len(set(ids)) != len(ids):
-            msg = f"duplicate line ids in {ids}"
-            raise ValueError(msg)
+        lines = to_lines(numbers)
         with self._cond:
             self._lines = lines
 
@@ -351,83 +344,18 @@ class FakeLinqServer:
             self._find(id_or_number).forwarding_number = value
 
     def _find(self, id_or_number: str) -> Line:
-        for line in self._lines:
-            if line.id == id_or_number:
-                return line
-        for line in self._lines:
-            if line.phone_number == id_or_number:
-                return line
-        msg = f"no line with id or number {id_or_number!r}"
-        raise KeyError(msg)
+        return find_line(self._lines, id_or_number)
 
-    # -- faults ----------------------------------------------------------------------
-
-    def fail_next(
-        self,
-        kind: str,
-        times: int | None = 1,
-        *,
-        route: str | None = None,
-        retry_after: float | None = None,
-        delay: float | None = None,
-        body: Any = None,
-        code: int | None = None,
-        message: str | None = None,
-    ) -> Fault:
-        """Queue a fault for the next ``times`` matching requests (see the class doc).
-
-        ``route`` is ``"GET /v3/phone_numbers"`` (or ``"list"``),
-        ``"PUT /v3/phone_numbers/{id}"`` (or ``"update"``), a concrete path, or ``None``
-        for any known route.
-        """
-        fault = Fault(kind, route, retry_after, delay, body, code, message)
-        with self._cond:
-            return self._faults.push(fault, times)
-
-    @property
-    def pending_faults(self) -> list[tuple[Fault, int | None]]:
-        """The queued faults with how many requests each still applies to."""
-        with self._cond:
-            return self._faults.pending()
-
-    def clear_faults(self) -> None:
-        """Drop every queued fault."""
-        with self._cond:
-            self._faults.clear()
-
-    # -- counting --------------------------------------------------------------------
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        """Every request received since start (or ``reset_counts()``), oldest first."""
-        with self._cond:
-            return list(self._requests)
-
-    def count(self, route: str | None = None) -> int:
-        """How many requests hit ``route`` (every request when ``None``).
-
-        ``route`` is ``"GET /v3/phone_numbers"``, ``"PUT /v3/phone_numbers/{id}"``, the
-        aliases ``"list"`` / ``"update"``, a concrete ``"PUT /v3/phone_numbers/<id>"``,
-        or a bare path (any method). Faulted and refused requests count too.
-        """
-        with self._cond:
-            if route is None:
-                return len(self._requests)
-            return sum(1 for r in self._requests if self._matches(route, r))
+    # -- counting (requests and sends: RequestLog and Sending) ----------------------
 
     def reset_counts(self) -> None:
-        """Forget the recorded requests."""
+        """Forget the recorded requests and sends (chats and the pair limit's windows stay).
+
+        .. versionchanged:: 0.3 sends too.
+        """
         with self._cond:
             self._requests.clear()
-
-    def wait_for_requests(self, n: int, route: str | None = None, *, timeout: float = 5.0) -> bool:
-        """Block until ``count(route) >= n``; False if ``timeout`` seconds pass first."""
-        with self._cond:
-            return self._cond.wait_for(lambda: self.count(route) >= n, timeout)
-
-    @staticmethod
-    def _matches(route: str, request: RecordedRequest) -> bool:
-        return route_matches(normalize_route(route), request.route, api_path(request.path))
+            self._sends.sends.clear()
 
     # -- answering (no I/O: the HTTP layer carries out the plan) ---------------------
 
@@ -440,9 +368,10 @@ class FakeLinqServer:
     def _dispatch(self, method: str, raw_path: str, authorization: str | None, body: bytes) -> Plan:
         path = raw_path.partition("?")[0]
         relative = api_path(path)
-        route, line_id = resolve(method, relative)
+        route, resource_id = resolve(method, relative)
         authorized = self._authorized(authorization)
         with self._cond:
+            now = self._clock()  # once: a request and its send share one reading
             fault = None
             if route is not None and authorized:
                 fault = self._faults.take(route, relative)
@@ -451,7 +380,7 @@ class FakeLinqServer:
                     method=method,
                     path=path,
                     route=route or f"{method} {relative}",
-                    time=self._clock(),
+                    time=now,
                     authorized=authorized,
                     fault=fault.kind if fault is not None else None,
                     body=body,
@@ -460,11 +389,21 @@ class FakeLinqServer:
             self._cond.notify_all()
             if route is None:
                 return error_plan(404, message=f"No route for {method} {path}")
+            sending = route in SEND_ROUTES
             if not authorized:
+                if sending:
+                    self._sends.refused(route, resource_id, body, now, 401, 2004)
                 return error_plan(401)
             if fault is not None and fault.kind not in {"delay", "truncated"}:
+                if sending and fault.status is not None and fault.error_code is not None:
+                    self._sends.refused(
+                        route, resource_id, body, now, fault.status, fault.error_code
+                    )
                 return fault_plan(fault)
-            plan = self._answer(route, line_id, body)
+            if sending:
+                plan = self._sends.answer(route, resource_id, body, self._lines, now)
+            else:
+                plan = self._answer(route, resource_id, body)
         if fault is not None:
             plan = attrs.evolve(plan, delay=fault.delay or 0.0, truncate=fault.kind == "truncated")
         return plan

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Literal, TypeAlias, get_args
 
 import attrs
@@ -23,7 +23,7 @@ from ._fake_checks import (
     choice_value,
 )
 
-__all__ = ["NumberSpec", "Shape", "default_pool", "sample_pool"]
+__all__ = ["NumberSpec", "Shape", "default_pool", "find_line", "sample_pool", "to_lines"]
 
 Shape = Literal["reputation", "health_status", "both"]
 """Which list shape the fake serves.
@@ -218,6 +218,34 @@ def to_line(spec: NumberSpec) -> Line:
         forwarding_number=check_forwarding(spec.get("forwarding_number")),
         doc_url=explicit_doc or doc_url,
     )
+
+
+def to_lines(numbers: Iterable[NumberSpec]) -> list[Line]:
+    """``Line``s from specs, each checked; an error names the spec (``numbers[2]: ...``)."""
+    lines = []
+    for index, spec in enumerate(numbers):
+        try:
+            lines.append(to_line(spec))
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"numbers[{index}]: {exc}") from None
+    ids = [line.id for line in lines]
+    if len(set(ids)) != len(ids):
+        msg = f"duplicate line ids in {ids}"
+        raise ValueError(msg)
+    return lines
+
+
+def find_line(lines: Iterable[Line], id_or_number: str) -> Line:
+    """The line with this id or, failing that, this E.164 number; ``KeyError`` if none."""
+    lines = list(lines)
+    for line in lines:
+        if line.id == id_or_number:
+            return line
+    for line in lines:
+        if line.phone_number == id_or_number:
+            return line
+    msg = f"no line with id or number {id_or_number!r}"
+    raise KeyError(msg)
 
 
 def _entry(

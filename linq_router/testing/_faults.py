@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from http import HTTPStatus
 from typing import Any
 
@@ -11,7 +12,7 @@ import attrs
 
 from ._routes import normalize_route, route_matches
 
-__all__ = ["FAULT_KINDS", "Fault", "FaultQueue", "error_envelope"]
+__all__ = ["FAULT_KINDS", "Fault", "FaultControls", "FaultQueue", "error_envelope"]
 
 FAULT_KINDS: frozenset[str] = frozenset(
     {
@@ -56,9 +57,12 @@ _CODE_MESSAGES: dict[int, str] = {
     1001: "Missing required field",
     1002: "Phone number must be in E.164 format",
     1003: "Invalid request body",
+    1004: "Invalid message content",
     1005: "Invalid parameter value",
     1007: "Rate limit exceeded",
+    2001: "Chat not found",
     2004: "Unauthorized - missing or invalid authentication token",
+    2005: "Access denied - insufficient permissions for this resource",
     2024: "The recipient has opted out of messages from this number",
     2027: "The phone number is temporarily ineligible to send messages",
     3006: "Internal server error",
@@ -120,15 +124,35 @@ def _optional_route(route: str | None) -> str | None:
 class Fault:
     """One queued misbehaviour, as ``FakeLinqServer.fail_next`` builds it.
 
-    ``kind`` is a name from ``FAULT_KINDS`` (or an HTTP error status). ``route``
-    limits it to one route (``"GET /v3/phone_numbers"``, ``"list"``, ``"update"``,
-    ``"PUT /v3/phone_numbers/{id}"`` or a concrete path); ``None`` matches every
-    known route. ``delay`` waits that many seconds before the fault's answer (for
-    ``"delay"`` itself, before the normal answer). ``body`` replaces the body of
-    ``"malformed"`` / ``"wrong-shape"`` answers: ``bytes`` or ``str`` are sent as they
-    are, anything else as JSON. ``code`` / ``message`` override the error envelope's.
+    ``kind`` is a name from ``FAULT_KINDS`` (or an HTTP error status):
+
+    * ``"3006"`` / ``"500"``: 500 with the code 3006 envelope; ``"503"``, ``"502"``, ...
+      likewise; any HTTP error status works (``"403"`` is code 2027, pass
+      ``code=2024`` for an opted-out recipient; ``"401"`` is code 2004).
+    * ``"429"``: code 1007, ``Retry-After`` header and ``error.retry_after`` (1 s unless
+      ``retry_after=`` says otherwise). ``retry_after=`` adds the header to any status.
+    * ``"delay"``: wait ``delay`` seconds (default 1), then answer normally; ``stop()``
+      cuts the wait short. ``delay=`` also delays any other kind's answer.
+    * ``"malformed"``: 200 with a body that is not JSON (or ``body=``).
+    * ``"wrong-shape"``: 200 with ``{"numbers": []}``, or ``body=`` (JSON-encoded, or
+      sent as is when ``bytes``/``str``): the raw override for parser tests.
+    * ``"truncated"``: the normal answer, cut short: ``Content-Length`` promises more
+      than is sent before the connection closes.
+    * ``"drop"``: the connection closes without any answer.
+
+    A fault that replaces the answer (every kind but ``"delay"`` and ``"truncated"``)
+    means the request was not carried out: a send it hits creates nothing and is not
+    accepted. ``route`` limits it to one route (``"GET /v3/phone_numbers"``,
+    ``"list"``, ``"update"``, ``"PUT /v3/phone_numbers/{id}"``, ``"POST /v3/chats"``,
+    ``"chat"``, ``"message"``, ``"voice_memo"``, the other send routes, or a concrete
+    path); ``None`` matches every known route. ``delay`` waits that many seconds before
+    the fault's answer (for ``"delay"`` itself, before the normal answer). ``body``
+    replaces the body of ``"malformed"`` / ``"wrong-shape"`` answers: ``bytes`` or
+    ``str`` are sent as they are, anything else as JSON. ``code`` / ``message``
+    override the error envelope's.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.3 the send routes.
     """
 
     kind: str = attrs.field(converter=normalize_kind)
@@ -147,6 +171,15 @@ class Fault:
         if _STATUS_KIND.fullmatch(self.kind):
             return int(self.kind)
         return None
+
+    @property
+    def error_code(self) -> int | None:
+        """The Linq error code this fault answers with; ``None`` without an error status."""
+        status = self.status
+        if status is None:
+            return None
+        code: int = error_envelope(status, self.code)["error"]["code"]
+        return code
 
     def error_body(self) -> bytes:
         """The error envelope this fault sends (status kinds only)."""
@@ -234,3 +267,50 @@ class FaultQueue:
                         self._queue.remove(queued)
                 return queued.fault
         return None
+
+
+class FaultControls:
+    """``FakeLinqServer``'s fault methods: queue, list and clear faults.
+
+    A base class: the server holds the ``FaultQueue`` in ``_faults`` under ``_cond``.
+    """
+
+    _cond: threading.Condition
+    _faults: FaultQueue
+
+    def fail_next(
+        self,
+        kind: str,
+        times: int | None = 1,
+        *,
+        route: str | None = None,
+        retry_after: float | None = None,
+        delay: float | None = None,
+        body: Any = None,
+        code: int | None = None,
+        message: str | None = None,
+    ) -> Fault:
+        """Queue a fault for the next ``times`` matching requests (see ``Fault``).
+
+        ``route`` is ``"GET /v3/phone_numbers"`` (or ``"list"``),
+        ``"PUT /v3/phone_numbers/{id}"`` (or ``"update"``), ``"POST /v3/chats"`` (or
+        ``"chat"``), ``"POST /v3/chats/{id}/messages"`` (or ``"message"``),
+        ``"POST /v3/chats/{id}/voicememo"`` (or ``"voice_memo"``), a concrete path, or
+        ``None`` for any known route.
+
+        .. versionchanged:: 0.3 the send routes.
+        """
+        fault = Fault(kind, route, retry_after, delay, body, code, message)
+        with self._cond:
+            return self._faults.push(fault, times)
+
+    @property
+    def pending_faults(self) -> list[tuple[Fault, int | None]]:
+        """The queued faults with how many requests each still applies to."""
+        with self._cond:
+            return self._faults.pending()
+
+    def clear_faults(self) -> None:
+        """Drop every queued fault."""
+        with self._cond:
+            self._faults.clear()
