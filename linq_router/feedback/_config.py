@@ -154,7 +154,7 @@ class Ejected:
     since: float
     until: float
     times: int
-    line_id: str = attrs.field(default="", repr=False)
+    line_id: str = attrs.field(default="", repr=False, eq=False)
 
     def __str__(self) -> str:
         return f"{self.line} ({self.reason}; returns at {self.until:.1f})"

@@ -131,7 +131,8 @@ class Tracker:
                     and ejected.verdict is Verdict.LINE_INELIGIBLE
                     and new is not None
                     and new.status == "ACTIVE"
-                    and (old is None or old.status != "ACTIVE")
+                    and old is not None
+                    and old.status != "ACTIVE"
                 ):
                     events.append(self._return_locked(ejected, now, "its status is ACTIVE again"))
                     changed = True
