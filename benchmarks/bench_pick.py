@@ -11,7 +11,8 @@ Everything runs in one process, against a minimal hand-written round robin (a me
 that increments an index and returns ``lines[i % n]``) measured in the same run. The
 registry is a double whose ``snapshot()`` returns a prebuilt snapshot, so the figures
 are the router's own cost. Each figure is the median over repeats of the mean time
-per pick.
+per pick. Routers are built with their defaults, ejection on (``bench_feedback.py``
+compares it with ``ejection=None``).
 """
 
 from __future__ import annotations

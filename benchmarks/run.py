@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 import bench_change
+import bench_feedback
 import bench_pick
 import bench_registry
 from _plot import latency_chart
@@ -30,11 +31,14 @@ def main() -> None:
     print(registry_text)
     change_text = bench_change.section(quick=args.quick)
     print(change_text)
+    feedback_text = bench_feedback.section(quick=args.quick)
+    print(feedback_text)
     chart = latency_chart(series, title="Warm Router.pick: ns per pick by pool size")
     if not args.no_write:
         write_section("pick", pick_text)
         write_section("registry", registry_text)
         write_section("change", change_text)
+        write_section("feedback", feedback_text)
         PLOT.write_text(chart, encoding="utf-8")
         print(f"wrote {DOC} and {PLOT}")
 
