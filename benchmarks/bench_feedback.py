@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python benchmarks/bench_feedback.py                    # writes its section of docs/benchmarks.md
+    python benchmarks/bench_feedback.py          # writes its section of docs/benchmarks.md
     python benchmarks/bench_feedback.py --quick --no-write
 
 Measured in one process, interleaved (each repeat times every variant once, so a
