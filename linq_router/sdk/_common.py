@@ -8,8 +8,10 @@ create loop's decisions, and reading a send's line and outcome off raw HTTP.
 from __future__ import annotations
 
 import collections
+import inspect
 import json
 import logging
+import math
 import re
 import threading
 from collections.abc import Iterable, Mapping
@@ -20,8 +22,8 @@ import httpx
 import linq
 from linq.types import ChatCreateResponse
 
-from linq_router._arguments import check_count
-from linq_router._pick import Pick
+from linq_router._arguments import check_count, shown
+from linq_router._pick import Pick, make_context
 from linq_router.feedback import Outcome, OutcomeLike, Verdict
 
 __all__ = [
@@ -30,7 +32,13 @@ __all__ = [
     "CreateAttempts",
     "Sent",
     "SentRequest",
+    "chat_of_create",
+    "check_chat_line",
     "check_clients",
+    "check_max_chats",
+    "check_max_repicks",
+    "check_router",
+    "checked_recipients",
     "is_before_send",
     "outcome_of_answer",
     "parse_send",
@@ -99,9 +107,6 @@ class _LRU(Generic[_K, _V]):
             while len(self._items) > self._size:
                 self._items.popitem(last=False)
 
-    def __len__(self) -> int:
-        return len(self._items)
-
 
 @attrs.frozen
 class _Chat:
@@ -154,6 +159,24 @@ def check_max_repicks(value: object) -> int:
     return check_count("max_repicks", value, minimum=0)
 
 
+def check_chat_line(chat_id: object, phone_number: object) -> None:
+    """A ``TypeError``/``ValueError`` unless both are non-empty strings."""
+    for name, value in (("chat_id", chat_id), ("phone_number", phone_number)):
+        if not isinstance(value, str):
+            msg = f"{name} must be a str, got {type(value).__name__} {shown(value)}"
+            raise TypeError(msg)
+        if not value.strip():
+            msg = f"{name} must not be empty, got {shown(value)}"
+            raise ValueError(msg)
+
+
+def checked_recipients(to: object) -> tuple[str, ...]:
+    """``to`` as a tuple of handles, checked as a pick checks them (``ValueError``)."""
+    handles = recipients_of(to)
+    make_context(handles)
+    return handles
+
+
 def check_clients(owner: str, router: object, client: object, *, want_async: bool) -> None:
     """A ``TypeError`` when ``router`` or ``client`` is not the twin ``owner`` drives."""
     sync_type, async_type = linq.LinqAPIV3, linq.AsyncLinqAPIV3
@@ -170,8 +193,6 @@ def check_clients(owner: str, router: object, client: object, *, want_async: boo
 
 def check_router(owner: str, router: object, *, want_async: bool) -> None:
     """A ``TypeError`` unless ``router`` is a (sync or async, as wanted) router."""
-    import inspect  # noqa: PLC0415 (only at construction)
-
     wanted = "AsyncRouter" if want_async else "Router"
     pick, report = getattr(router, "pick", None), getattr(router, "report", None)
     if not callable(pick) or not callable(report):
@@ -196,8 +217,10 @@ def is_before_send(error: BaseException) -> bool:
     """True if ``error`` (the SDK's) was raised before the request left: a connect error.
 
     The SDK raises ``APIConnectionError`` (``APITimeoutError`` for a timeout) ``from``
-    httpx's own error, so the cause says which phase failed: connecting (nothing was
-    sent) or a read, write or pool wait afterwards (the request may have arrived).
+    httpx's own error, so the cause says which phase failed: connecting
+    (``httpx.ConnectError``, ``httpx.ConnectTimeout``: nothing was sent) or anything
+    else (a read or write error or timeout, a dropped connection: the request may have
+    arrived). A pool timeout counts as unknown too: safe to retry, but no line's fault.
     """
     if not isinstance(error, linq.APIConnectionError):
         return False
@@ -302,9 +325,11 @@ def _create_of(request: httpx.Request) -> SentRequest | None:
     line = body.get("from") if isinstance(body, dict) else None
     if not isinstance(line, str):
         return None
-    to = body.get("to")
-    handles = tuple(h for h in to if isinstance(h, str)) if isinstance(to, list) else None
-    return SentRequest("create", None, line, handles or None)
+    try:  # recipients the router would refuse are not passed on (Linq refuses them too)
+        handles: tuple[str, ...] | None = checked_recipients(body.get("to"))
+    except ValueError:
+        handles = None
+    return SentRequest("create", None, line, handles)
 
 
 def _json(raw: bytes) -> Any:
@@ -320,7 +345,7 @@ def _retry_after(headers: httpx.Headers, error: Mapping[str, Any]) -> float | No
             seconds = float(value) if value is not None else None
         except (TypeError, ValueError):
             continue
-        if seconds is not None and seconds >= 0:
+        if seconds is not None and math.isfinite(seconds) and seconds >= 0:
             return seconds
     return None
 

@@ -24,9 +24,11 @@ from ._common import (
     ChatBook,
     CreateAttempts,
     Sent,
+    check_chat_line,
     check_clients,
     check_max_chats,
     check_max_repicks,
+    checked_recipients,
     recipients_of,
     report_failed,
 )
@@ -51,11 +53,8 @@ class _SenderCore:
         Messages and voice memos on it are then reported against that line; ``to`` (its
         recipients) is passed on to ``Router.report`` when given.
         """
-        for name, value in (("chat_id", chat_id), ("phone_number", phone_number)):
-            if not isinstance(value, str) or not value:
-                msg = f"{name} must be a non-empty str, got {type(value).__name__} {value!r:.60}"
-                raise TypeError(msg)
-        self._book.remember(chat_id, phone_number, None if to is None else recipients_of(to))
+        check_chat_line(chat_id, phone_number)
+        self._book.remember(chat_id, phone_number, None if to is None else checked_recipients(to))
 
     def line_for_chat(self, chat_id: str) -> str | None:
         """The line ``chat_id`` sends from, if this sender created it or was told."""

@@ -22,6 +22,7 @@ from ._common import (
     ChatBook,
     SentRequest,
     chat_of_create,
+    check_chat_line,
     check_max_chats,
     check_router,
     outcome_of_answer,
@@ -45,6 +46,7 @@ class _Reporting:
 
         Messages and voice memos on it are then reported against ``phone_number``.
         """
+        check_chat_line(chat_id, phone_number)
         self._book.remember(chat_id, phone_number)
 
     def line_for_chat(self, chat_id: str) -> str | None:
