@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 from ._clock import FakeClock
 from ._fake_api import FakeLinqServer
 from ._fake_data import NumberSpec, Shape, default_pool, sample_pool
-from ._faults import FAULT_KINDS, Fault, error_envelope
 from ._fake_sends import SentMessage
+from ._faults import FAULT_KINDS, Fault, error_envelope
 from ._routes import RecordedRequest
 
 if TYPE_CHECKING:

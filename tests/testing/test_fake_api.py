@@ -340,11 +340,20 @@ def test_update_bad_body_is_a_4xx_envelope(
         ("GET", "/v3/phone_numbers/550e8400-e29b-41d4-a716-446655440000"),
         ("DELETE", "/v3/phone_numbers/550e8400-e29b-41d4-a716-446655440000"),
         ("PUT", "/v3/phone_numbers"),
+        ("POST", "/v3/messages"),
+        ("POST", "/v3/chats/some-chat"),
+        ("POST", "/v3/chats/some-chat/typing"),
+        ("POST", "/v3/chats//messages"),
+        ("GET", "/v3/chats/some-chat/messages"),
+        ("PUT", "/v3/chats/some-chat/voicememo"),
     ],
 )
-def test_unknown_route_is_a_404_envelope(client: httpx.Client, method: str, path: str) -> None:
-    """Anything but the two documented routes answers 404 in the error envelope."""
+def test_unknown_route_is_a_404_envelope(
+    fake: FakeLinqServer, client: httpx.Client, method: str, path: str
+) -> None:
+    """Anything but the five served routes answers 404 in the envelope, and is no send."""
     assert_envelope(client.request(method, path), 404)
+    assert fake.sends == []
 
 
 def test_unknown_routes_do_not_consume_faults(fake: FakeLinqServer, client: httpx.Client) -> None:

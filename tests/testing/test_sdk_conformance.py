@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from typing import Any
 
 import linq
 import pytest
 from linq import AsyncLinqAPIV3, LinqAPIV3
 
-from linq_router.testing import FakeLinqServer, sample_pool
+from linq_router.testing import FakeClock, FakeLinqServer, sample_pool
 
 LIST = "GET /v3/phone_numbers"
 UPDATE = "PUT /v3/phone_numbers/{id}"
@@ -184,3 +185,191 @@ def test_async_sdk_lists(fake: FakeLinqServer) -> None:
         return len(response.phone_numbers)
 
     assert asyncio.run(main()) == 12
+
+
+# -- sends ----------------------------------------------------------------------------
+
+CREATE = "POST /v3/chats"
+MESSAGE = "POST /v3/chats/{id}/messages"
+VOICE_MEMO = "POST /v3/chats/{id}/voicememo"
+LINE, OTHER_LINE, RCS_LINE = "+12025550101", "+12125550102", "+16175550106"
+TEXT = {"parts": [{"type": "text", "value": "Hello! How can I help you today?"}]}
+
+
+def test_chats_create_send_and_voicememo_parse_strictly(fake: FakeLinqServer) -> None:
+    """create, messages.send and send_voicememo parse strictly; all go out on the line."""
+    with sdk(fake) as client:
+        created = client.chats.create(from_=LINE, to=["+13125550001"], message=TEXT)
+        chat = created.chat
+        assert chat.handles[0].handle == LINE
+        assert chat.handles[0].is_me is True
+        assert [h.handle for h in chat.handles[1:]] == ["+13125550001"]
+        assert chat.is_group is False
+        assert chat.service == "iMessage"
+        assert chat.health_status.status == "HEALTHY"
+        assert chat.message.delivery_status == "queued"
+        assert chat.message.parts[0].type == "text"
+        assert chat.message.from_handle is not None
+        assert chat.message.from_handle.handle == LINE
+        again = client.chats.create(from_=LINE, to=["+13125550001"], message=TEXT)
+        assert again.chat.id == chat.id
+        sent = client.chats.messages.send(chat.id, message=TEXT)
+        assert sent.chat_id == chat.id
+        memo = client.chats.send_voicememo(chat.id, voice_memo_url="https://x.test/v.mp3")
+        assert memo.voice_memo.from_ == LINE
+        assert memo.voice_memo.to == ["+13125550001"]
+        assert memo.voice_memo.chat.id == chat.id
+        assert memo.voice_memo.voice_memo.mime_type == "audio/mpeg"
+    assert [(s.kind, s.from_, s.chat_id) for s in fake.sends] == [
+        ("chat", LINE, chat.id),
+        ("chat", LINE, chat.id),
+        ("message", LINE, chat.id),
+        ("voice_memo", LINE, chat.id),
+    ]
+    assert [s.message_id for s in fake.sends] == [
+        chat.message.id,
+        again.chat.message.id,
+        sent.message.id,
+        memo.voice_memo.id,
+    ]
+    assert fake.count(CREATE) == 2
+    assert fake.count(MESSAGE) == fake.count(VOICE_MEMO) == 1
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        {
+            "parts": [
+                {"type": "text", "value": "a"},
+                {"type": "media", "url": "https://x.test/p.png"},
+            ]
+        },
+        {"parts": [{"type": "media", "attachment_id": "att-9"}]},
+        {"parts": [{"type": "link", "value": "https://example.com"}]},
+        {"parts": [{"type": "app_clip", "value": "https://appclip.apple.com/id?p=x"}]},
+        {
+            "parts": [
+                {
+                    "type": "imessage_app",
+                    "app": {"bundle_id": "com.x.app", "name": "X", "team_id": "ABCDE12345"},
+                    "layout": {"caption": "Hi"},
+                    "url": "https://x.test/card",
+                }
+            ]
+        },
+        {"experience": {"name": "agentcard", "action": "attach_card"}},
+        {**TEXT, "preferred_service": "SMS", "effect": {"type": "bubble", "name": "slam"}},
+    ],
+)
+def test_every_part_kind_parses_strictly(fake: FakeLinqServer, content: Any) -> None:
+    """Each kind of message the SDK sends comes back in a shape strict validation takes."""
+    with sdk(fake) as client:
+        chat = client.chats.create(from_=LINE, to=["ann@example.com"], message=TEXT).chat
+        sent = client.chats.messages.send(chat.id, message=content)
+    expected = [p["type"] for p in content.get("parts", [])]
+    assert [p.type for p in sent.message.parts] == expected
+    assert fake.send_count(LINE) == 2
+
+
+def test_a_group_on_an_rcs_line(fake: FakeLinqServer) -> None:
+    """A group chat on an RCS line parses with is_group and the RCS service."""
+    to = ["+13125550001", "bob@example.com", "+447700900123"]
+    with sdk(fake) as client:
+        chat = client.chats.create(from_=RCS_LINE, to=to, message=TEXT).chat
+        memo = client.chats.send_voicememo(chat.id, attachment_id="att-1").voice_memo
+    assert chat.is_group is True
+    assert chat.service == "RCS"
+    assert chat.handles[0].line_type == "RCS"
+    assert memo.chat.is_group is True
+    assert memo.to == to
+
+
+@pytest.mark.parametrize(
+    ("arrange", "error", "status", "code"),
+    [
+        (lambda f: f.set_line_behaviour(LINE, "ineligible"), "PermissionDeniedError", 403, 2027),
+        (lambda f: f.set_line_behaviour(LINE, "failing"), "InternalServerError", 500, 3006),
+        (lambda f: f.opt_out("+13125550001"), "PermissionDeniedError", 403, 2024),
+        (lambda f: f.fail_next("3006", route="chat"), "InternalServerError", 500, 3006),
+    ],
+)
+def test_refused_creates_raise_the_sdks_errors(
+    fake: FakeLinqServer, arrange: Any, error: str, status: int, code: int
+) -> None:
+    """Each refusal is the SDK's status error with Linq's code, and creates no chat."""
+    arrange(fake)
+    with sdk(fake) as client, pytest.raises(getattr(linq, error)) as info:
+        client.chats.create(from_=LINE, to=["+13125550001"], message=TEXT)
+    assert info.value.status_code == status
+    assert info.value.code == code
+    assert fake.send_count() == 0
+    assert fake.rejected_count(LINE, code) == 1
+
+
+def test_bad_requests_raise_the_sdks_errors(fake: FakeLinqServer) -> None:
+    """A handle that is not E.164, a from that is none of the lines, an unknown chat."""
+    with sdk(fake) as client:
+        with pytest.raises(linq.BadRequestError) as bad:
+            client.chats.create(from_=LINE, to=["3125550001"], message=TEXT)
+        with pytest.raises(linq.PermissionDeniedError) as foreign:
+            client.chats.create(from_="+19995550000", to=["+13125550001"], message=TEXT)
+        with pytest.raises(linq.NotFoundError) as unknown:
+            client.chats.messages.send("no-such-chat", message=TEXT)
+    assert (bad.value.code, foreign.value.code, unknown.value.code) == (1002, 2005, 2001)
+
+
+def test_the_pair_limit_is_the_sdks_rate_limit_error() -> None:
+    """The 31st send to a pair in 60 s raises RateLimitError with an integer retry_after."""
+    clock = FakeClock()
+    with FakeLinqServer(sample_pool(), clock=clock) as server, sdk(server) as client:
+        chat = client.chats.create(from_=LINE, to=["+13125550001"], message=TEXT).chat
+        clock.advance(15.25)
+        for _ in range(29):
+            client.chats.messages.send(chat.id, message=TEXT)
+        with pytest.raises(linq.RateLimitError) as info:
+            client.chats.send_voicememo(chat.id, voice_memo_url="https://x.test/v.m4a")
+        assert info.value.code == 1007
+        assert info.value.retry_after == 45  # 44.75 s, rounded up
+        assert info.value.response.headers["retry-after"] == "45"
+        clock.advance(44.75)
+        assert client.chats.messages.send(chat.id, message=TEXT).chat_id == chat.id
+        assert server.rejected_count(LINE, 1007) == 1
+
+
+def test_sdk_retry_after_a_3006_create_makes_one_chat(fake: FakeLinqServer) -> None:
+    """With retries on, a create the fault refused is retried and makes one chat."""
+    fake.fail_next("3006", route="chat", retry_after=0.01)
+    with LinqAPIV3(
+        api_key=fake.api_key, base_url=fake.base_url, max_retries=1, timeout=5.0
+    ) as client:
+        chat = client.chats.create(from_=OTHER_LINE, to=["+13125550001"], message=TEXT).chat
+    assert fake.count(CREATE) == 2
+    assert [(s.status, s.chat_id) for s in fake.sends] == [(500, None), (201, chat.id)]
+
+
+def test_async_sdk_sends(fake: FakeLinqServer) -> None:
+    """The async SDK creates, sends and sends a voice memo, parsing each strictly."""
+
+    async def main() -> tuple[str, str, str]:
+        async with AsyncLinqAPIV3(
+            api_key=fake.api_key,
+            base_url=fake.base_url,
+            _strict_response_validation=True,
+            max_retries=0,
+            timeout=5.0,
+        ) as client:
+            created = await client.chats.create(from_=OTHER_LINE, to=["+13125550001"], message=TEXT)
+            sent = await client.chats.messages.send(created.chat.id, message=TEXT)
+            memo = await client.chats.send_voicememo(
+                created.chat.id, voice_memo_url="https://x.test/v.m4a"
+            )
+            with pytest.raises(linq.NotFoundError):
+                await client.chats.messages.send("no-such-chat", message=TEXT)
+        return created.chat.id, sent.chat_id, memo.voice_memo.from_
+
+    chat_id, sent_to, memo_from = asyncio.run(main())
+    assert sent_to == chat_id
+    assert memo_from == OTHER_LINE
+    assert fake.send_count(OTHER_LINE) == 3
+    assert fake.rejected_count(code=2001) == 1
