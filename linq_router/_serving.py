@@ -25,6 +25,7 @@ import math
 import threading
 from collections.abc import Callable, Mapping
 
+from ._errors import NoEligibleNumberError
 from ._fork import renew_after_fork
 from ._models import PhoneNumber, Snapshot
 from ._pick import Explanation, Pick, PickContext, Stage
@@ -61,7 +62,8 @@ class _Interim:
         stage: Stage | None = None,
         due: float = math.inf,
         clock: Callable[[], float] | None = None,
-        tick: Callable[[], None] | None = None,
+        tick: Callable[[str], Served | None] | None = None,
+        pending: bool = False,
     ) -> None:
         self.base = base
         self.version = snapshot.version
@@ -69,16 +71,31 @@ class _Interim:
         self.masked = masked
         self._stage = stage
         self._turn = itertools.count()
-        inner: Callable[[PickContext], Pick] = self._masked_pick if masked else base.pick
+        inner: Callable[[PickContext], Pick] = base.pick
+        if masked:
+            inner = self._masked_pick
+        elif pending:
+            # Lines came back (or joined) and the compile that adds them is under way: an
+            # empty answer from the old compile is not the answer, so wait for the new one.
+            inner = self._pending_pick
         self._inner = inner
         self.pick: Callable[[PickContext], Pick] = inner
         if due < math.inf and clock is not None and tick is not None:
             self._due, self._clock, self._tick = due, clock, tick
             self.pick = self._timed_pick
 
+    def _pending_pick(self, ctx: PickContext) -> Pick:
+        try:
+            return self.base.pick(ctx)
+        except NoEligibleNumberError:
+            raise _MustWait from None
+
     def _timed_pick(self, ctx: PickContext) -> Pick:
         if self._clock() >= self._due:
-            self._tick()  # installs what replaces this; this pick is served as it stands
+            # The time came: what replaces this is installed and answers this pick too.
+            served = self._tick(self.base.purpose)
+            if served is not None and served is not self:
+                return served.pick(ctx)
         return self._inner(ctx)
 
     def _explained(self, pick: Pick) -> Pick:
@@ -200,7 +217,7 @@ class _Serving:
                 # Newly ejected lines are masked at once; returned ones wait for the compile.
                 masked.update(i for i in adjust.excluded if i not in base.adjustments.excluded)
                 stage = _ejection_stage(adjust, snapshot)
-            served = self._watched(base, snapshot, frozenset(masked), stage)
+            served = self._watched(base, snapshot, frozenset(masked), stage, pending=True)
             self._pending[purpose] = snapshot
             self._start_worker_locked()
         self._compiled = {**self._compiled, purpose: served}
@@ -212,14 +229,25 @@ class _Serving:
         snapshot: Snapshot,
         masked: frozenset[str] = frozenset(),
         stage: Stage | None = None,
+        *,
+        pending: bool = False,
     ) -> Served:
         """``base`` as served: itself, or wrapped to mask lines and watch the feedback's time."""
         tracker = self._tracker
         due = math.inf if tracker is None else tracker.due
-        if not masked and due == math.inf:
+        if not masked and not pending and due == math.inf:
             return base
         clock = None if tracker is None else tracker.clock
-        return _Interim(base, snapshot, masked, stage=stage, due=due, clock=clock, tick=self._tick)
+        return _Interim(
+            base,
+            snapshot,
+            masked,
+            stage=stage,
+            due=due,
+            clock=clock,
+            tick=self._tick,
+            pending=pending,
+        )
 
     # -- feedback -----------------------------------------------------------------------
 
@@ -231,16 +259,20 @@ class _Serving:
                 if base is not None and current.snapshot is not None:
                     self._interim_locked(base, current.snapshot, purpose)
 
-    def _tick(self) -> None:
-        """A due time came: ejections end, slow start steps. Off the lock, O(what came)."""
+    def _tick(self, purpose: str | None = None) -> Served | None:
+        """A due time came: ejections end, slow start steps; what now serves ``purpose``.
+
+        O(what came), and no compile: that happens in the background.
+        """
         tracker = self._tracker
         if tracker is None:
-            return
+            return None
         changed, events = tracker.advance()
         if changed:
             self._refeed()
         self._announce(events)
         self._flush()
+        return None if purpose is None else self._compiled.get(purpose)
 
     def _announce(self, events: list[LineEvent]) -> None:
         """Hand events to the router's listener (the router overrides this)."""
@@ -269,7 +301,7 @@ class _Serving:
 
     def _after_must_wait(self, snapshot: Snapshot, purpose: str) -> Served:
         """The interim had nothing to pick: wait for the worker's compile, or compile."""
-        self.settle(timeout=30.0)
+        _Serving.settle(self, timeout=30.0)  # not the asyncio twin: this runs in a thread
         with self._lock:
             adjust = self._adjustments()
             current = self._compiled.get(purpose)

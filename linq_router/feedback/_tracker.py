@@ -198,16 +198,17 @@ class Tracker:
     def _cap_refuses(self, line: PhoneNumber, ejection: Ejection) -> str | None:
         snapshot = self._seen
         pool = self._eligible_count()
-        if pool == 0:
-            return None  # nothing is known about the pool: the line is not in it anyway
         cap = max(1, math.floor(ejection.max_percent / 100.0 * pool))
         failing = sum(1 for e in self._ejected.values() if e.verdict is Verdict.LINE_FAILURE)
         if failing >= cap:
-            return (
-                f"{failing} of {pool} eligible lines are ejected for failures already (cap {cap})"
-            )
-        out = sum(1 for i in self._ejected if eligible(_line(snapshot, i)))
-        if eligible(line) and pool - out <= 1:
+            return f"{failing} of {pool} eligible lines are out for failures already (cap {cap})"
+        # The lines a pick could still fall back on: the eligible ones, or, in a pool with
+        # none (a policy may pick FLAGGED or CRITICAL lines), every line. O(ejected lines).
+        counts = eligible if pool else (lambda n: n is not None)
+        total = pool if pool else (len(snapshot.numbers) if snapshot is not None else 0)
+        out = sum(1 for i in self._ejected if counts(_line(snapshot, i)))
+        rest = total - out - (1 if counts(_line(snapshot, line.id)) else 0)
+        if rest < 1:
             return "it is the last eligible line"
         return None
 

@@ -372,3 +372,31 @@ def test_ejected_lines_in_other_snapshots() -> None:
     registry.set(Snapshot([line(0), line(1), line(2)]))
     r.settle()
     assert "+12025550001" not in numbers(r)
+
+
+def test_a_line_is_picked_the_moment_it_returns() -> None:
+    """With every line ejected, the first pick after the time is up gets a line, no settle."""
+    r, clock = router(n=2)
+    r.report("+12025550000", INELIGIBLE)
+    r.report("+12025550001", INELIGIBLE)
+    r.settle()
+    with pytest.raises(NoEligibleNumberError):
+        r.pick()
+    clock.advance(300.0)
+    assert r.pick().phone_number in {"+12025550000", "+12025550001"}
+
+
+def test_async_pick_the_moment_a_line_returns() -> None:
+    """The asyncio twin waits for the compile in a thread, then picks the returned line."""
+
+    async def main() -> None:
+        clock = FakeClock()
+        r = AsyncRouter(AsyncFakeRegistry(pool(1)), "round-robin", clock=clock)
+        await r.report("+12025550000", INELIGIBLE)
+        await r.settle()
+        with pytest.raises(NoEligibleNumberError, match=r"returns in 300\.0 s"):
+            await r.pick()
+        clock.advance(300.0)
+        assert (await r.pick()).phone_number == "+12025550000"
+
+    asyncio.run(main())
