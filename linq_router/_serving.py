@@ -94,6 +94,8 @@ class _Interim:
         if self._clock() >= self._due:
             # The time came: what replaces this is installed and answers this pick too.
             served = self._tick(self.base.purpose)
+            if isinstance(served, _Interim) and served is not self:
+                return served._inner(ctx)  # not its own clock check: once per pick is enough
             if served is not None and served is not self:
                 return served.pick(ctx)
         return self._inner(ctx)

@@ -267,7 +267,8 @@ class Tracker:
                     del self._entered[line_id]
                     continue
                 factors[line_id] = factor
-                due = min(due, now + wait)
+                # Never "now": a due time that has come must move on, or every pick ticks.
+                due = min(due, max(now + wait, math.nextafter(now, math.inf)))
         excluded = {i: _note(e) for i, e in self._ejected.items()}
         if excluded != self.adjustments.excluded or factors != self.adjustments.factors:
             self.adjustments = Adjustments(excluded, factors)
