@@ -251,18 +251,40 @@ def report_failed(where: str, exc: BaseException) -> None:
     logger.log(level, "reporting the outcome of %s failed: %r", where, exc, exc_info=exc)
 
 
+_EXTRA_PICKS = 3
+"""How many more picks a resend makes to find a line its call has not tried yet."""
+
+
 class CreateAttempts:
     """The create loop's memory and decisions: what to do after each attempt."""
 
-    __slots__ = ("attempts", "max_repicks")
+    __slots__ = ("_extra", "_tried", "attempts", "max_repicks")
 
     def __init__(self, max_repicks: int) -> None:
         self.max_repicks = max_repicks
         self.attempts: list[tuple[str, Verdict]] = []
+        self._tried: set[str] = set()
+        self._extra = 0
+
+    def fresh(self, pick: Pick) -> bool:
+        """True to send from ``pick``; False to pick again first.
+
+        A resend goes to another line: an ejected line is out of the picks already, but
+        a connect error ejects nothing (and ``Router(ejection=None)`` nothing at all).
+        A few more picks find one this call has not tried; a router that keeps
+        answering the same line (sticky, or one line left) gets its way, since nothing
+        was sent.
+        """
+        if pick.phone_number in self._tried and self._extra < _EXTRA_PICKS:
+            self._extra += 1
+            return False
+        self._extra = 0
+        return True
 
     def record(self, pick: Pick, verdict: Verdict) -> None:
         """Add one attempt."""
         self.attempts.append((pick.phone_number, verdict))
+        self._tried.add(pick.phone_number)
 
     def retry(self, pick: Pick, verdict: Verdict, error: BaseException) -> bool:
         """After ``error`` on ``pick``: pick again and resend (True), or raise (False).

@@ -101,9 +101,11 @@ class Sender(_SenderCore):
     when it may have created the chat: the SDK's own retries are off for creates
     (they would resend a ``POST /v3/chats`` after a 500, which carries no idempotency
     key), and a 5xx, a timeout or a dropped connection is reported and raised. Only
-    what created nothing is sent again, on a new pick, at most ``max_repicks`` times:
-    a 403 with code 2027 (the router has ejected that line by then) and a connect
-    error (the request never left).
+    what created nothing is sent again, from another line, at most ``max_repicks``
+    times: a 403 with code 2027 (the router has ejected that line by then) and a
+    connect error (the request never left). The resend takes the router's next pick,
+    picking up to three more times to avoid a line the call already tried (a router
+    that insists, such as a sticky one, gets its way: nothing was sent).
 
     ``send_message`` and ``send_voice_memo`` go through the SDK as they are (with the
     client's own retries) and report against the chat's line: known for chats this
@@ -169,6 +171,8 @@ class Sender(_SenderCore):
                 logger.debug("no line left to resend the create on; raising the last error")
                 assert failed is not None  # only a resend's pick gets here
                 raise failed
+            if not tries.fresh(pick):
+                continue
             try:
                 response = self._creates.chats.create(
                     from_=pick.phone_number, to=list(recipients), message=message, **kwargs
@@ -283,6 +287,8 @@ class AsyncSender(_SenderCore):
                 logger.debug("no line left to resend the create on; raising the last error")
                 assert failed is not None  # only a resend's pick gets here
                 raise failed
+            if not tries.fresh(pick):
+                continue
             try:
                 response: ChatCreateResponse = await self._creates.chats.create(
                     from_=pick.phone_number, to=list(recipients), message=message, **kwargs

@@ -171,6 +171,40 @@ def test_a_connect_error_is_reported_and_retried_on_another_line(
     assert fake.count(CREATE) == 1
 
 
+def test_a_sticky_router_that_insists_gets_the_resend_on_its_line(
+    fake: FakeLinqServer, registry: Registry
+) -> None:
+    """After a connect error a pinned conversation keeps its line: nothing had been sent."""
+    refusing = RefuseFirst(1)
+    with (
+        SpyRouter(registry, policy="sticky") as router,
+        sdk_client(fake, http_client=httpx.Client(transport=refusing)) as client,
+    ):
+        router.pin(recipient(15), LINES[6])
+        sent = Sender(router, client).create_chat(to=[recipient(15)], message=MESSAGE)
+    assert sent.attempts == ((LINES[6], Verdict.LINE_FAILURE), (LINES[6], Verdict.SUCCESS))
+    assert fake.count(CREATE) == 1
+
+
+def test_a_resend_picks_again_to_avoid_a_line_already_tried() -> None:
+    """Up to three more picks look for an untried line; then the router's choice stands."""
+    from linq_router._models import PhoneNumber, Reputation
+    from linq_router._pick import Explanation, Pick
+    from linq_router.sdk._common import CreateAttempts
+
+    def pick(number: str) -> Pick:
+        line = PhoneNumber(number, number, Reputation.HEALTHY)
+        return Pick(number, line, "test", Explanation((), "test"))
+
+    tries = CreateAttempts(max_repicks=2)
+    assert tries.fresh(pick(LINES[0]))
+    tries.record(pick(LINES[0]), Verdict.LINE_FAILURE)
+    assert [tries.fresh(pick(LINES[0])) for _ in range(4)] == [False, False, False, True]
+    tries.record(pick(LINES[0]), Verdict.LINE_FAILURE)
+    assert not tries.fresh(pick(LINES[0]))
+    assert tries.fresh(pick(LINES[1]))
+
+
 def test_connect_errors_stop_after_max_repicks_with_the_sdks_error(
     fake: FakeLinqServer, router: SpyRouter
 ) -> None:
