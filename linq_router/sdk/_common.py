@@ -1,21 +1,18 @@
 """What ``Sender`` and ``ReportingTransport`` share, sync and async alike: no I/O here.
 
 ``Sent`` (what ``create_chat`` returns), the bounded book of which line sent which
-chat and message, the test for "this error was raised before the request left", the
-create loop's decisions, and reading a send's line and outcome off raw HTTP.
+chat and message, the arguments' checks, the test for "this error was raised before
+the request left", and the create loop's decisions.
 """
 
 from __future__ import annotations
 
 import collections
 import inspect
-import json
 import logging
-import math
-import re
 import threading
 from collections.abc import Iterable, Mapping
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import attrs
 import httpx
@@ -24,15 +21,13 @@ from linq.types import ChatCreateResponse
 
 from linq_router._arguments import check_count, shown
 from linq_router._pick import Pick, make_context
-from linq_router.feedback import Outcome, OutcomeLike, Verdict
+from linq_router.feedback import Verdict
 
 __all__ = [
     "DEFAULT_MAX_CHATS",
     "ChatBook",
     "CreateAttempts",
     "Sent",
-    "SentRequest",
-    "chat_of_create",
     "check_chat_line",
     "check_clients",
     "check_max_chats",
@@ -40,8 +35,6 @@ __all__ = [
     "check_router",
     "checked_recipients",
     "is_before_send",
-    "outcome_of_answer",
-    "parse_send",
     "recipients_of",
     "report_failed",
 ]
@@ -307,94 +300,3 @@ class CreateAttempts:
     def sent(self, response: ChatCreateResponse, pick: Pick) -> Sent:
         """The ``Sent`` for a create that succeeded on ``pick``."""
         return Sent(response, pick, tuple(self.attempts))
-
-
-# -- raw HTTP: what ReportingTransport reads --------------------------------------------
-
-_CREATE = re.compile(r"(?:^|/)v3/chats/?$")
-_ON_CHAT = re.compile(r"(?:^|/)v3/chats/([^/]+)/(messages|voicememo)/?$")
-
-
-@attrs.frozen
-class SentRequest:
-    """A send seen on the wire: a create (with ``line`` and ``to``) or a send on a chat."""
-
-    kind: str  # "create", "messages" or "voicememo"
-    chat_id: str | None = None
-    line: str | None = None
-    to: tuple[str, ...] | None = None
-
-
-def parse_send(request: httpx.Request) -> SentRequest | None:
-    """The send ``request`` is, or ``None`` for anything else (a list, a read...)."""
-    if request.method != "POST":
-        return None
-    path = request.url.path
-    if _CREATE.search(path):
-        return _create_of(request)
-    match = _ON_CHAT.search(path)
-    if match is None:
-        return None
-    return SentRequest(match.group(2), match.group(1))
-
-
-def _create_of(request: httpx.Request) -> SentRequest | None:
-    try:
-        content = request.content
-    except httpx.RequestNotRead:  # a streamed body: nothing to read the line from
-        return None
-    body = _json(content)
-    line = body.get("from") if isinstance(body, dict) else None
-    if not isinstance(line, str):
-        return None
-    try:  # recipients the router would refuse are not passed on (Linq refuses them too)
-        handles: tuple[str, ...] | None = checked_recipients(body.get("to"))
-    except ValueError:
-        handles = None
-    return SentRequest("create", None, line, handles)
-
-
-def _json(raw: bytes) -> Any:
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return None
-
-
-def _retry_after(headers: httpx.Headers, error: Mapping[str, Any]) -> float | None:
-    for value in (error.get("retry_after"), headers.get("retry-after")):
-        try:
-            seconds = float(value) if value is not None else None
-        except (TypeError, ValueError):
-            continue
-        if seconds is not None and math.isfinite(seconds) and seconds >= 0:
-            return seconds
-    return None
-
-
-def outcome_of_answer(status: int, headers: httpx.Headers, body: bytes) -> OutcomeLike:
-    """The outcome an answer says (``None`` for a 2xx); the error code from Linq's envelope."""
-    if 200 <= status < 300:
-        return None
-    parsed = _json(body) if body else None
-    error = parsed.get("error") if isinstance(parsed, dict) else None
-    if not isinstance(error, dict):
-        error = {}
-    code = error.get("code")
-    return Outcome(
-        status,
-        code if isinstance(code, int) and not isinstance(code, bool) else None,
-        _retry_after(headers, error),
-    )
-
-
-def chat_of_create(body: bytes) -> tuple[str, str | None] | None:
-    """``(chat id, first message id)`` from a create's 2xx body, if it has them."""
-    parsed = _json(body)
-    chat = parsed.get("chat") if isinstance(parsed, dict) else None
-    chat_id = chat.get("id") if isinstance(chat, dict) else None
-    if not isinstance(chat_id, str):
-        return None
-    message = chat.get("message") if isinstance(chat, dict) else None
-    message_id = message.get("id") if isinstance(message, dict) else None
-    return chat_id, message_id if isinstance(message_id, str) else None

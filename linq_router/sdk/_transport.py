@@ -20,15 +20,12 @@ from linq_router.feedback import OutcomeLike
 from ._common import (
     DEFAULT_MAX_CHATS,
     ChatBook,
-    SentRequest,
-    chat_of_create,
     check_chat_line,
     check_max_chats,
     check_router,
-    outcome_of_answer,
-    parse_send,
     report_failed,
 )
+from ._wire import SentRequest, chat_of_create, outcome_of_answer, parse_send
 
 __all__ = ["AsyncReportingTransport", "ReportingTransport"]
 
