@@ -300,7 +300,7 @@ class Sending:
             try:
                 line = find_line(self._lines, number)
             except KeyError:
-                known = ", ".join(repr(x.phone_number) for x in self._lines[:10])
+                known = ", ".join(repr(x.phone_number) for x in self._lines[:10]) or "none"
                 more = ", ..." if len(self._lines) > 10 else ""
                 msg = (
                     f"number must be the E.164 number or id of one of the lines "
