@@ -392,7 +392,7 @@ def simulate(
 
       linq-router simulate --compare "round-robin" "skip-critical | sticky"
     """
-    from . import _sim_report, _simulate  # noqa: PLC0415 - only this command needs them
+    from . import simulate as sim  # noqa: PLC0415 - only this command needs it
     from .policies import DEFAULT_POLICY  # noqa: PLC0415
 
     if compare and policy is not None:
@@ -407,7 +407,7 @@ def simulate(
     demo = demo or not os.environ.get(API_KEY_ENV)
     if not demo:
         check_base_url()
-    workload = _simulate.make_workload(sends, seed, events=demo)
+    workload = sim.make_workload(sends, seed, events=demo)
     console = make_console()
     with contextlib.ExitStack() as stack:
         stack.enter_context(_quiet_library_logs())
@@ -421,21 +421,19 @@ def simulate(
             def advance(n: int) -> None:
                 bar.advance(task, n)
 
-        results = _simulate.run_specs(
+        results = sim.run_specs(
             chosen, workload, demo=demo, workers=workers, progress=advance
         )
     if len(results) == 1:
-        console.print(_sim_report.render_run(results[0], demo=demo))
+        console.print(sim.render_run(results[0], demo=demo))
     else:
-        console.print(_sim_report.render_compare(results, demo=demo))
+        console.print(sim.render_compare(results, demo=demo))
     if not demo:
         console.print("(real API: the pool was read, not changed; no events were injected)")
     if report is not None:
-        from ._html_report import render_html  # noqa: PLC0415
-
         try:
             with open(report, "w", encoding="utf-8") as out:
-                out.write(render_html(results, demo=demo))
+                out.write(sim.render_html(results, demo=demo))
         except OSError as exc:
             raise Failure(f"could not write the report to {report}: {exc.strerror or exc}") from exc
         console.print(f"HTML report written to {report}")

@@ -16,8 +16,8 @@ import attrs
 import pytest
 
 from linq_router import Reputation
-from linq_router._html_report import BAR_COLOR, REPUTATION_HEX, render_html
-from linq_router._simulate import TICK_SECONDS, RunResult, make_workload, run_specs
+from linq_router.simulate._engine import TICK_SECONDS, RunResult, make_workload, run_specs
+from linq_router.simulate._html import BAR_COLOR, REPUTATION_HEX, render_html
 
 # Two policies whose busiest lines differ (8.3% against about 20%), so a per-section
 # scale would show.

@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from rich.cells import cell_len
 
 from linq_router import API_KEY_ENV, BASE_URL_ENV, Reputation
-from linq_router._simulate import (
+from linq_router.cli import main
+from linq_router.simulate._engine import (
     TICKS,
     _Trace,
     make_workload,
@@ -19,7 +20,6 @@ from linq_router._simulate import (
     run_workload,
     summarize,
 )
-from linq_router.cli import main
 from linq_router.testing import FakeLinqServer, sample_pool
 
 COMPARE = ["round-robin", "skip-critical | reputation-weighted", "skip-critical | sticky"]

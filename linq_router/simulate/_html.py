@@ -17,8 +17,9 @@ import html
 import math
 from collections.abc import Sequence
 
-from ._models import Reputation
-from ._simulate import TICK_SECONDS, TTL, LineHistory, PoolEvent, RunResult, percent
+from linq_router._models import Reputation
+
+from ._engine import TICK_SECONDS, TTL, LineHistory, PoolEvent, RunResult, percent
 
 __all__ = ["BAR_COLOR", "REPUTATION_HEX", "render_html"]
 

@@ -24,12 +24,14 @@ from typing import TYPE_CHECKING
 import attrs
 import httpx
 
-from ._client import LinqClient
-from ._errors import NoEligibleNumberError
-from ._models import PhoneNumber, Reputation, Snapshot
-from ._pick import Pick
-from ._registry import Registry
-from ._sim_workload import (
+from linq_router._client import LinqClient
+from linq_router._errors import NoEligibleNumberError
+from linq_router._models import PhoneNumber, Reputation, Snapshot
+from linq_router._pick import Pick
+from linq_router._registry import Registry
+from linq_router.testing import FakeClock, FakeLinqServer, sample_pool
+
+from ._workload import (
     ERROR_RETRY,
     TICK_SECONDS,
     TICKS,
@@ -39,10 +41,9 @@ from ._sim_workload import (
     demo_events,
     make_workload,
 )
-from .testing import FakeClock, FakeLinqServer, sample_pool
 
 if TYPE_CHECKING:
-    from ._router import Router
+    from linq_router._router import Router
 
 __all__ = [
     "TICKS",
@@ -258,7 +259,7 @@ class _RouterPicker:
 
 def router_picker(registry: Registry, spec: str) -> Picker:
     """The default picker: ``Router(registry, policy=spec).pick``."""
-    from ._router import Router  # noqa: PLC0415 - keeps this module importable on its own
+    from linq_router._router import Router  # noqa: PLC0415 - keeps this module importable on its own
 
     return _RouterPicker(Router(registry, policy=spec))
 

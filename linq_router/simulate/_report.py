@@ -3,7 +3,7 @@
 Everything here reads ``RunResult`` values and builds rich renderables; printing is
 the caller's. The tables fit the console they are printed on (``_fit``): on a
 narrow terminal they drop the bars, the line type and the timeline, in that order,
-but never a number, a pick count or a share. The HTML report (``_html_report``)
+but never a number, a pick count or a share. The HTML report (``_html``)
 shows the same figures.
 """
 
@@ -16,9 +16,10 @@ from rich.console import Group, OverflowMethod, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from ._fit import Fit
-from ._models import Reputation
-from ._simulate import TICK_SECONDS, LineHistory, RunResult, percent
+from linq_router._fit import Fit
+from linq_router._models import Reputation
+
+from ._engine import TICK_SECONDS, LineHistory, RunResult, percent
 
 __all__ = [
     "GLYPH",

@@ -1,7 +1,7 @@
 """The workload ``linq-router simulate`` runs: recipients, simulated time, pool events.
 
 Pure: building a workload does no I/O; ``PoolEvent.apply`` is the only call that
-touches a (fake) API, and ``_simulate.run_workload`` makes it between ticks.
+touches a (fake) API, and ``_engine.run_workload`` makes it between ticks.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Literal
 
 import attrs
 
-from .testing import FakeLinqServer
+from linq_router.testing import FakeLinqServer
 
 __all__ = [
     "ERROR_RETRY",

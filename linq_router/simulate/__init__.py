@@ -1,0 +1,20 @@
+"""``linq-router simulate``: the engine, its seeded workload and the reports. Private.
+
+This package sits at the top, beside the command line: it may use the router, the
+feedback, the client and the fake API, and nothing below imports it. The names here
+are what ``linq_router.cli`` uses; they are not part of the public API.
+"""
+
+from ._engine import run_specs, run_workload
+from ._html import render_html
+from ._report import render_compare, render_run
+from ._workload import make_workload
+
+__all__ = [
+    "make_workload",
+    "render_compare",
+    "render_html",
+    "render_run",
+    "run_specs",
+    "run_workload",
+]
