@@ -27,6 +27,7 @@ REFERENCE = DOCS / "reference"
 NAMESPACES = (
     "linq_router",
     "linq_router.policies",
+    "linq_router.sdk",
     "linq_router.state",
     "linq_router.testing",
     "linq_router.testing.contract",

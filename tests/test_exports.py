@@ -8,7 +8,13 @@ import types
 
 import pytest
 
-NAMESPACES = ["linq_router", "linq_router.policies", "linq_router.state", "linq_router.testing"]
+NAMESPACES = [
+    "linq_router",
+    "linq_router.policies",
+    "linq_router.sdk",
+    "linq_router.state",
+    "linq_router.testing",
+]
 
 
 @pytest.mark.parametrize("name", NAMESPACES)

@@ -98,7 +98,7 @@ class Sender(_SenderCore):
 
     ``create_chat`` picks a line, creates the chat from it, reports the outcome to the
     router and hands back the SDK's answer in a ``Sent``. A create is never sent twice
-    when it may have created the chat: the SDK's own retries are off for creates
+    when it may have created the chat: the SDK's own retries are off for every send
     (they would resend a ``POST /v3/chats`` after a 500, which carries no idempotency
     key), and a 5xx, a timeout or a dropped connection is reported and raised. Only
     what created nothing is sent again, from another line, at most ``max_repicks``
@@ -107,8 +107,9 @@ class Sender(_SenderCore):
     picking up to three more times to avoid a line the call already tried (a router
     that insists, such as a sticky one, gets its way: nothing was sent).
 
-    ``send_message`` and ``send_voice_memo`` go through the SDK as they are (with the
-    client's own retries) and report against the chat's line: known for chats this
+    ``send_message`` and ``send_voice_memo`` go through the SDK as they are (without
+    its retries either: a message resent after a 500 may arrive twice) and report
+    against the chat's line: known for chats this
     sender created, or told with ``remember(chat_id, phone_number)``. A chat it does
     not know is sent and not reported. It remembers up to ``max_chats`` chats, and as
     many messages (``line_for_message``), dropping the least recently used.
@@ -138,8 +139,9 @@ class Sender(_SenderCore):
         super().__init__(max_repicks, max_chats)
         self.router = router
         self.client = client
-        # Built once: with_options copies the client (sharing its connection pool).
-        self._creates = client.with_options(max_retries=0)
+        # Built once: with_options copies the client (sharing its connection pool). Every
+        # send goes through it: the SDK would resend after a 500 or a timeout.
+        self._once = client.with_options(max_retries=0)
 
     def create_chat(
         self,
@@ -174,7 +176,7 @@ class Sender(_SenderCore):
             if not tries.fresh(pick):
                 continue
             try:
-                response = self._creates.chats.create(
+                response = self._once.chats.create(
                     from_=pick.phone_number, to=list(recipients), message=message, **kwargs
                 )
             except linq.APIError as exc:
@@ -193,15 +195,15 @@ class Sender(_SenderCore):
     ) -> MessageSendResponse:
         """``client.chats.messages.send(chat_id, message=..., **kwargs)``, reported.
 
-        Returns the SDK's answer unchanged. The client's own retries apply: pass a
-        ``message`` with an ``idempotency_key`` to make a resent 5xx harmless.
+        Returns the SDK's answer unchanged. Sent once: a 5xx or a timeout is reported
+        and raised, not resent (the outcome is unknown: the message may have gone out).
         """
         known = self._on_chat(chat_id, "message")
         if known is None:
-            return self.client.chats.messages.send(chat_id, message=message, **kwargs)
+            return self._once.chats.messages.send(chat_id, message=message, **kwargs)
         line, to = known
         try:
-            response = self.client.chats.messages.send(chat_id, message=message, **kwargs)
+            response = self._once.chats.messages.send(chat_id, message=message, **kwargs)
         except linq.APIError as exc:
             self._report(line, exc, to)
             raise
@@ -216,10 +218,10 @@ class Sender(_SenderCore):
         """
         known = self._on_chat(chat_id, "voice memo")
         if known is None:
-            return self.client.chats.send_voicememo(chat_id, **kwargs)
+            return self._once.chats.send_voicememo(chat_id, **kwargs)
         line, to = known
         try:
-            response = self.client.chats.send_voicememo(chat_id, **kwargs)
+            response = self._once.chats.send_voicememo(chat_id, **kwargs)
         except linq.APIError as exc:
             self._report(line, exc, to)
             raise
@@ -260,7 +262,7 @@ class AsyncSender(_SenderCore):
         super().__init__(max_repicks, max_chats)
         self.router = router
         self.client = client
-        self._creates = client.with_options(max_retries=0)
+        self._once = client.with_options(max_retries=0)
 
     async def create_chat(
         self,
@@ -290,7 +292,7 @@ class AsyncSender(_SenderCore):
             if not tries.fresh(pick):
                 continue
             try:
-                response: ChatCreateResponse = await self._creates.chats.create(
+                response: ChatCreateResponse = await self._once.chats.create(
                     from_=pick.phone_number, to=list(recipients), message=message, **kwargs
                 )
             except linq.APIError as exc:
@@ -310,10 +312,10 @@ class AsyncSender(_SenderCore):
         """``await client.chats.messages.send(...)``, reported; see ``Sender.send_message``."""
         known = self._on_chat(chat_id, "message")
         if known is None:
-            return await self.client.chats.messages.send(chat_id, message=message, **kwargs)
+            return await self._once.chats.messages.send(chat_id, message=message, **kwargs)
         line, to = known
         try:
-            response = await self.client.chats.messages.send(chat_id, message=message, **kwargs)
+            response = await self._once.chats.messages.send(chat_id, message=message, **kwargs)
         except linq.APIError as exc:
             await self._report(line, exc, to)
             raise
@@ -325,10 +327,10 @@ class AsyncSender(_SenderCore):
         """``await client.chats.send_voicememo(...)``, reported; see ``Sender``."""
         known = self._on_chat(chat_id, "voice memo")
         if known is None:
-            return await self.client.chats.send_voicememo(chat_id, **kwargs)
+            return await self._once.chats.send_voicememo(chat_id, **kwargs)
         line, to = known
         try:
-            response = await self.client.chats.send_voicememo(chat_id, **kwargs)
+            response = await self._once.chats.send_voicememo(chat_id, **kwargs)
         except linq.APIError as exc:
             await self._report(line, exc, to)
             raise

@@ -372,6 +372,25 @@ def test_a_2027_on_a_message_ejects_the_chats_line(
     assert router.reports[-1][0] == sent.phone_number
 
 
+def test_a_500_on_a_message_or_voice_memo_is_never_resent(
+    fake: FakeLinqServer, sender: Sender, router: SpyRouter, client: linq.LinqAPIV3
+) -> None:
+    """The SDK would resend a message after a 500; through Sender the fake sees one."""
+    sent = sender.create_chat(to=[recipient(22)], message=MESSAGE)
+    route = "POST /v3/chats/{id}/messages"
+    fake.fail_next("3006", route=route)
+    with pytest.raises(linq.InternalServerError):
+        sender.send_message(sent.chat_id, message=MESSAGE)
+    assert fake.count(route) == 1
+    assert router.reports[-1][3] is Verdict.LINE_FAILURE
+    memo = "POST /v3/chats/{id}/voicememo"
+    fake.fail_next("503", route=memo)
+    with pytest.raises(linq.InternalServerError):
+        sender.send_voice_memo(sent.chat_id, voice_memo_url=VOICE_MEMO_URL)
+    assert fake.count(memo) == 1
+    assert client.max_retries == 2
+
+
 def test_an_unknown_chat_is_sent_not_reported_until_remembered(
     fake: FakeLinqServer,
     sender: Sender,
