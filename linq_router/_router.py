@@ -225,6 +225,16 @@ class _RouterCore(_Serving):
             return pick.number  # a line gone since: still known by what the pick carried
         return line
 
+    def _report(
+        self, pick: Pick | str, outcome: OutcomeLike, to: str | Iterable[str] | None
+    ) -> Verdict:
+        """``report`` past its I/O edge: check ``to``, classify, apply the verdict."""
+        if to is not None:
+            make_context(to)
+        verdict = classify(outcome)
+        self._record(pick, outcome, verdict)
+        return verdict
+
     def _record(self, pick: Pick | str, outcome: OutcomeLike, verdict: Verdict) -> None:
         """Apply ``verdict`` (not a plain success) to the reported line."""
         tracker = self._tracker
@@ -423,13 +433,9 @@ class Router(_RouterCore):
             if tracker is not None and tracker.watching:
                 tracker.success(pick.number.id)
             return Verdict.SUCCESS
-        if to is not None:
-            make_context(to)
-        if self._latest is None and isinstance(pick, str):
+        if self._latest is None and isinstance(pick, str):  # nothing picked yet: read lines
             self._served_for(self.registry.snapshot(), "chat")
-        verdict = classify(outcome)
-        self._record(pick, outcome, verdict)
-        return verdict
+        return self._report(pick, outcome, to)
 
     def pin(self, to: str | Iterable[str], line: str | PhoneNumber) -> str:
         """Make ``line`` (id, number or ``PhoneNumber``) the conversation's line; its id.
@@ -511,13 +517,9 @@ class AsyncRouter(_RouterCore):
             if tracker is not None and tracker.watching:
                 tracker.success(pick.number.id)
             return Verdict.SUCCESS
-        if to is not None:
-            make_context(to)
         if self._latest is None and isinstance(pick, str):
             await self._aserved_for(await self.registry.snapshot(), "chat")
-        verdict = classify(outcome)
-        self._record(pick, outcome, verdict)
-        return verdict
+        return self._report(pick, outcome, to)
 
     async def _aserved_for(self, snapshot: Snapshot, purpose: str) -> Served:
         # Masking is cheap and runs here; a first compile runs in a thread, so that the
