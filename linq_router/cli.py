@@ -343,7 +343,7 @@ def _stray_specs(specs: tuple[str, ...], policy: str | None) -> str:
     )
 
 
-@main.command(short_help="Run picks through a policy and report what happened.")
+@main.command(short_help="Run sends through a policy and report what happened.")
 @demo_option
 @click.option("--policy", "policy", metavar="SPEC", help="The policy spec to run.")
 @click.option(
@@ -355,16 +355,16 @@ def _stray_specs(specs: tuple[str, ...], policy: str | None) -> str:
 @click.option(
     "--sends",
     type=click.IntRange(min=1),
-    default=300_000,
+    default=1_000,
     show_default=True,
-    help="How many picks to make.",
+    help="How many sends to make.",
 )
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
     default=4,
     show_default=True,
-    help="Threads picking at once.",
+    help="Sends in flight at once (threads).",
 )
 @click.option("--seed", type=int, default=1, show_default=True, help="Makes the run reproducible.")
 @click.option(
@@ -384,11 +384,15 @@ def simulate(
     seed: int,
     report: str | None,
 ) -> None:
-    """Run a workload of picks through a policy and report what happened.
+    """Run a workload of sends through a policy and report what happened.
 
-    Without an API key (or with --demo) it runs on the embedded fake Linq API, whose
-    sample pool changes during the run: a line drops to CRITICAL, one recovers, the
-    API answers some 3006 errors. Example:
+    Without an API key (or with --demo) it sends through the embedded fake Linq API,
+    whose sample pool changes during the run: a line drops to CRITICAL, one recovers,
+    the API answers some 3006 errors, and lines the list still shows HEALTHY go
+    ineligible (403/2027) or start failing (500) for a while. Each spec runs with the
+    feedback loop (Router.report ejects such lines) and again as the naive worker
+    (no ejection), and the report compares them. With a key and no --demo, the real
+    pool is read and picked from, and nothing is sent. Example:
 
       linq-router simulate --compare "round-robin" "skip-critical | sticky"
     """
@@ -416,7 +420,8 @@ def simulate(
             from rich.progress import Progress  # noqa: PLC0415
 
             bar = stack.enter_context(Progress(console=console, transient=True))
-            task = bar.add_task("simulating", total=sends * len(chosen))
+            runs = sim.runs_per_spec(demo=demo) * len(chosen)
+            task = bar.add_task("simulating", total=sends * runs)
 
             def advance(n: int) -> None:
                 bar.advance(task, n)
@@ -429,7 +434,10 @@ def simulate(
     else:
         console.print(sim.render_compare(results, demo=demo))
     if not demo:
-        console.print("(real API: the pool was read, not changed; no events were injected)")
+        console.print(
+            "(real API: the pool was read, not changed; no events were injected and "
+            "nothing was sent)"
+        )
     if report is not None:
         try:
             with open(report, "w", encoding="utf-8") as out:

@@ -16,8 +16,10 @@ import attrs
 import pytest
 
 from linq_router import Reputation
-from linq_router.simulate._engine import TICK_SECONDS, RunResult, make_workload, run_specs
+from linq_router.simulate._engine import run_specs
 from linq_router.simulate._html import BAR_COLOR, REPUTATION_HEX, render_html
+from linq_router.simulate._results import RunResult
+from linq_router.simulate._workload import TICK_SECONDS, make_workload
 
 # Two policies whose busiest lines differ (8.3% against about 20%), so a per-section
 # scale would show.
@@ -98,7 +100,7 @@ def _charts(page: Node, kind: str) -> list[Node]:
 
 @pytest.fixture(scope="module")
 def results() -> list[RunResult]:
-    return run_specs(SPECS, make_workload(2000, 3), demo=True, workers=2)
+    return run_specs(SPECS, make_workload(1000, 3), demo=True, workers=2)
 
 
 @pytest.fixture(scope="module")

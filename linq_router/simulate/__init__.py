@@ -5,7 +5,7 @@ feedback, the client and the fake API, and nothing below imports it. The names h
 are what ``linq_router.cli`` uses; they are not part of the public API.
 """
 
-from ._engine import run_specs, run_workload
+from ._engine import run_specs, run_workload, runs_per_spec
 from ._html import render_html
 from ._report import render_compare, render_run
 from ._workload import make_workload
@@ -17,4 +17,5 @@ __all__ = [
     "render_run",
     "run_specs",
     "run_workload",
+    "runs_per_spec",
 ]

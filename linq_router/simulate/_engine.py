@@ -1,267 +1,195 @@
-"""The engine behind ``linq-router simulate``: a seeded workload, a run, its results.
+"""The engine behind ``linq-router simulate``: a seeded workload run through the fake API.
 
 A run is split into ``TICKS`` ticks of ``TICK_SECONDS`` simulated seconds. In each
-tick the pool events due are applied to the (fake) API, then that tick's share of the
-sends is picked by the worker threads, then the registry's clock moves on. The
-registry reads a ``FakeClock`` with a short TTL, so it refreshes from the API every
-few ticks and sees the pool change, while the run itself takes only as long as the
-picks do. Because events and refreshes happen between ticks, every spec run on the
-same workload sees the same snapshots at the same sends: the runs compare like for
-like, and ``--seed`` makes the figures reproducible.
+tick the pool events due are applied to the fake API, then that tick's sends go out,
+then the clock moves on. The registry reads a ``FakeClock`` with a short TTL, so it
+refreshes every few ticks and sees the pool change; the router's ejections run on
+the same clock, so they end on simulated time; and the run itself takes only as long
+as its picks and sends do.
 
-Building the workload and summarizing a run are pure; only ``run_workload`` does I/O.
+Each send is picked, sent as a real ``POST /v3/chats`` to the fake (``_send``) and
+its outcome reported with ``Router.report``. A 2027 is picked again and resent (up
+to ``MAX_REPICKS`` times, avoiding the lines already tried, as the SDK's ``Sender``
+does: nothing was created); a 5xx is not (the chat may exist). ``workers`` sends
+are in flight at once: a batch is picked in send order, sent side by side by the
+worker threads, and reported in send order. So everything the router decides
+depends on the workload alone, never on how the threads interleaved, and the same
+``--seed`` gives the same figures. Each spec runs twice on the same workload: with
+the feedback loop (``LOOP_EJECTION``) and as the naive worker (``ejection=None``),
+which keeps sending from a line Linq refuses until the list says otherwise.
+
+Against the real API nothing is sent: the pool is read and picked from only.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
 
 import attrs
 import httpx
 
 from linq_router._client import LinqClient
 from linq_router._errors import NoEligibleNumberError
-from linq_router._models import PhoneNumber, Reputation, Snapshot
 from linq_router._pick import Pick
 from linq_router._registry import Registry
+from linq_router._router import Router
+from linq_router.feedback import Ejection, LineEvent, Verdict
 from linq_router.testing import FakeClock, FakeLinqServer, sample_pool
 
-from ._workload import (
-    ERROR_RETRY,
-    TICK_SECONDS,
-    TICKS,
-    TTL,
-    PoolEvent,
-    Workload,
-    demo_events,
-    make_workload,
-)
+from ._results import Answer, Attempt, EjectedPeriod, RunResult, _Trace, summarize
+from ._send import ChatSender, SendAnswer
+from ._workload import ERROR_RETRY, LOOP_EJECTION, TICK_SECONDS, TTL, PoolEvent, Workload
 
-if TYPE_CHECKING:
-    from linq_router._router import Router
+__all__ = ["MAX_REPICKS", "ProgressFn", "run_specs", "run_workload", "runs_per_spec"]
 
-__all__ = [
-    "TICKS",
-    "TICK_SECONDS",
-    "TTL",
-    "LineHistory",
-    "PoolEvent",
-    "RunResult",
-    "Workload",
-    "demo_events",
-    "make_workload",
-    "percent",
-    "run_specs",
-    "run_workload",
-    "summarize",
-]
-
-Picker = Callable[[str], Pick]
-"""Picks a line for one recipient (``Router(registry, spec).pick``).
-
-A picker with a ``settle(timeout)`` method, as the default one has, is settled after
-each tick's snapshot is installed, before the tick's picks.
-"""
+MAX_REPICKS = 2
+"""Resends of a send answered 2027, each on a new pick: as ``linq_router.sdk.Sender``."""
+_EXTRA_PICKS = 3
+"""More picks a resend makes to find a line its send has not tried (as the Sender)."""
 _SETTLE_TIMEOUT = 30.0
-"""Seconds a tick waits at most for the router to compile the tick's snapshot."""
-PickerFactory = Callable[[Registry, str], Picker]
+"""Seconds a run waits at most for the router to compile a change."""
+
 ProgressFn = Callable[[int], None]
+"""Told how many sends were done, after each tick."""
+
+_ANSWERS: dict[Verdict, Answer] = {
+    Verdict.SUCCESS: "accepted",
+    Verdict.LINE_INELIGIBLE: "ineligible",
+    Verdict.LINE_FAILURE: "failing",
+    Verdict.PAIR_LIMITED: "pair_limited",
+    Verdict.NOT_THE_LINE: "refused",
+}
 
 
-def percent(part: float, whole: float) -> str:
-    """``part`` as a percentage of ``whole`` to one decimal, or "-" when there is none."""
-    return f"{100 * part / whole:.1f}%" if whole else "-"
+class _Loop:
+    """The router's ``LineEvent``s, turned into ejected periods on the run's ticks."""
+
+    def __init__(self) -> None:
+        self.tick = 0
+        self.periods: list[EjectedPeriod] = []
+        self._open: dict[str, EjectedPeriod] = {}
+        self._lock = threading.Lock()
+        self._pending: list[LineEvent] = []
+
+    def __call__(self, event: LineEvent) -> None:
+        # Router(on_event=...): called in the thread that reported (or picked).
+        with self._lock:
+            self._pending.append(event)
+
+    def take(self, router: Router) -> bool:
+        """File the events received since the last call; True when there were any."""
+        with self._lock:
+            events, self._pending = self._pending, []
+        if not events:
+            return False
+        causes = {e.line: e.verdict for e in router.ejections()}
+        for event in events:
+            if event.kind == "ejected":
+                ineligible = causes.get(event.line) is Verdict.LINE_INELIGIBLE
+                self._open[event.line] = EjectedPeriod(
+                    event.line, self.tick, None, "2027" if ineligible else "failures", event.reason
+                )
+            else:
+                period = self._open.pop(event.line, None)
+                if period is not None:
+                    self.periods.append(attrs.evolve(period, end=self.tick))
+        return True
+
+    def finish(self) -> list[EjectedPeriod]:
+        """Every period, those still open at the end included, in order of their start."""
+        periods = self.periods + list(self._open.values())
+        return sorted(periods, key=lambda p: (p.start, p.line))
 
 
-@attrs.frozen
-class LineHistory:
-    """A line as the registry saw it: its reputation in the snapshot each tick picked from.
+class _Worker:
+    """Picks, sends and reports one batch of sends at a time; records every attempt."""
 
-    ``reputations[t]`` is ``None`` for ticks where the line was not in the snapshot;
-    ``flagged[t]`` is True where Linq reported it FLAGGED.
-    """
+    def __init__(
+        self,
+        router: Router,
+        sender: ChatSender | None,
+        pool: concurrent.futures.ThreadPoolExecutor,
+        workload: Workload,
+        trace: _Trace,
+        loop: _Loop,
+    ) -> None:
+        self.router = router
+        self.sender = sender
+        self.pool = pool
+        self.recipients = workload.recipients
+        self.trace = trace
+        self.loop = loop
 
-    id: str
-    phone_number: str
-    line_type: str | None
-    reputations: tuple[Reputation | None, ...]
-    flagged: tuple[bool, ...]
+    def _pick(self, to: str, tried: set[str]) -> Pick | None:
+        extra = 0
+        while True:
+            started = time.perf_counter()
+            try:
+                pick = self.router.pick(to)
+            except NoEligibleNumberError:
+                pick = None
+            finally:
+                self.trace.pick_seconds += time.perf_counter() - started
+                self.trace.pick_calls += 1
+            if pick is None or pick.number.id not in tried or extra >= _EXTRA_PICKS:
+                return pick
+            extra += 1
 
+    def _send_all(self, picks: Sequence[tuple[int, Pick]]) -> list[SendAnswer]:
+        sender = self.sender
+        if sender is None:
+            return [(None, False)] * len(picks)
+        recipients = self.recipients
 
-@attrs.frozen
-class RunResult:
-    """What one spec did with one workload. ``summarize`` builds it."""
+        def send(item: tuple[int, Pick]) -> SendAnswer:
+            return sender.create(item[1].phone_number, recipients[item[0]])
 
-    spec: str
-    sends: int
-    workers: int
-    seed: int
-    elapsed: float
-    lines: tuple[LineHistory, ...]
-    picks: dict[str, int]
-    """Picks per line id."""
-    by_reputation: dict[str, int]
-    """Picks per reputation the line had in the snapshot picked from."""
-    to_critical: int
-    to_flagged: int
-    no_eligible: int
-    returning: int
-    """Sends to a recipient who had already been given a line."""
-    stayed: int
-    """Of those, sends that got the same line as that recipient's previous one."""
-    api_calls: int
-    retries: int
-    refreshes: int
-    failures: int
-    events: tuple[PoolEvent, ...]
-    critical_examples: tuple[tuple[int, str, str], ...]
-    """Up to five (send index, recipient, line) picks that went to a CRITICAL line."""
+        if len(picks) == 1:
+            return [send(picks[0])]
+        return list(self.pool.map(send, picks))
 
-    @property
-    def picked(self) -> int:
-        """Sends that got a line."""
-        return self.sends - self.no_eligible
+    def batch(self, sends: range) -> None:
+        """Send ``sends`` side by side, resending what Linq refused with a 2027."""
+        tried: dict[int, set[str]] = {i: set() for i in sends}
+        pending = list(sends)
+        for round_ in range(MAX_REPICKS + 1):
+            picks: list[tuple[int, Pick]] = []
+            for i in pending:
+                pick = self._pick(self.recipients[i], tried[i])
+                if pick is None:
+                    self.trace.attempts.append(Attempt(i, None, None, False, "no_line"))
+                else:
+                    picks.append((i, pick))
+            pending = []
+            for (i, pick), answer in zip(picks, self._send_all(picks), strict=True):
+                if self._report(i, pick, answer) and round_ < MAX_REPICKS:
+                    pending.append(i)
+                tried[i].add(pick.number.id)
+            if self.loop.take(self.router):
+                # An ejection changed what the router serves: wait for its compile, so
+                # the next picks come from it whatever the compile thread's timing.
+                self.router.settle(_SETTLE_TIMEOUT)
+            if not pending:
+                return
 
-    @property
-    def picks_per_second(self) -> float:
-        """Sends handled per wall-clock second, all workers together."""
-        return self.sends / self.elapsed if self.elapsed > 0 else float("inf")
-
-    @property
-    def naive_api_calls(self) -> int:
-        """List requests a sender that lists the lines before every send would make."""
-        return self.sends
-
-    @property
-    def stay_rate(self) -> float | None:
-        """The share of returning sends that stayed on their previous line."""
-        return self.stayed / self.returning if self.returning else None
-
-    def share(self, line_id: str) -> float:
-        """The share of all sends that went to ``line_id``."""
-        return self.picks.get(line_id, 0) / self.sends if self.sends else 0.0
-
-
-@attrs.define
-class _Trace:
-    """Raw per-send outcomes a run records; ``summarize`` turns them into a result."""
-
-    line: list[str | None]
-    reputation: list[Reputation | None]
-    flagged: list[bool]
-    snapshots: list[Snapshot] = attrs.Factory(list)
-
-
-def _histories(snapshots: Sequence[Snapshot]) -> tuple[LineHistory, ...]:
-    order: dict[str, PhoneNumber] = {}
-    for snap in snapshots:
-        for number in snap:
-            order.setdefault(number.id, number)
-    by_tick = [{n.id: n for n in snap} for snap in snapshots]
-    histories = []
-    for line_id, first in order.items():
-        seen = [tick.get(line_id) for tick in by_tick]
-        histories.append(
-            LineHistory(
-                line_id,
-                first.phone_number,
-                first.line_type,
-                tuple(n.reputation if n else None for n in seen),
-                tuple(bool(n and n.is_flagged) for n in seen),
+    def _report(self, i: int, pick: Pick, answer: SendAnswer) -> bool:
+        """Record one attempt and report it; True when it is safe and useful to resend."""
+        outcome, left = answer
+        number = pick.number
+        if self.sender is None:
+            self.trace.attempts.append(
+                Attempt(i, number.id, number.reputation, number.is_flagged, "unsent")
             )
+            return False
+        verdict = self.router.report(pick, outcome, to=self.recipients[i])
+        self.trace.attempts.append(
+            Attempt(i, number.id, number.reputation, number.is_flagged, _ANSWERS[verdict])
         )
-    return tuple(histories)
-
-
-def summarize(
-    spec: str,
-    workload: Workload,
-    trace: _Trace,
-    *,
-    workers: int,
-    elapsed: float,
-    counters: tuple[int, int, int, int],
-) -> RunResult:
-    """Aggregate a run's per-send trace into a ``RunResult``.
-
-    ``counters`` is (API calls, client retries, registry refreshes, failed refreshes).
-    """
-    lines = _histories(trace.snapshots)
-    numbers = {h.id: h.phone_number for h in lines}
-    picks = Counter(line for line in trace.line if line is not None)
-    by_rep = Counter(rep.value for rep in trace.reputation if rep is not None)
-    previous: dict[str, str] = {}
-    returning = stayed = 0
-    examples: list[tuple[int, str, str]] = []
-    # In send order, so "previous line" means the same thing whatever the threads did.
-    for i, (to, line, rep) in enumerate(
-        zip(workload.recipients, trace.line, trace.reputation, strict=True)
-    ):
-        if line is None:
-            continue
-        before = previous.get(to)
-        if before is not None:
-            returning += 1
-            stayed += before == line
-        previous[to] = line
-        if rep is Reputation.CRITICAL and len(examples) < 5:
-            examples.append((i, to, numbers.get(line, line)))
-    api_calls, retries, refreshes, failures = counters
-    return RunResult(
-        spec=spec,
-        sends=len(workload.recipients),
-        workers=workers,
-        seed=workload.seed,
-        elapsed=elapsed,
-        lines=lines,
-        picks=dict(picks),
-        by_reputation=dict(by_rep),
-        to_critical=by_rep.get(Reputation.CRITICAL.value, 0),
-        to_flagged=sum(trace.flagged),
-        no_eligible=sum(line is None for line in trace.line),
-        returning=returning,
-        stayed=stayed,
-        api_calls=api_calls,
-        retries=retries,
-        refreshes=refreshes,
-        failures=failures,
-        events=workload.events,
-        critical_examples=tuple(examples),
-    )
-
-
-def _chunks(lo: int, hi: int, parts: int) -> Iterator[tuple[int, int]]:
-    size = hi - lo
-    for k in range(parts):
-        a, b = lo + k * size // parts, lo + (k + 1) * size // parts
-        if b > a:
-            yield a, b
-
-
-@attrs.frozen
-class _RouterPicker:
-    """``Router.pick``, and the router's ``settle`` for the run to call between ticks."""
-
-    router: Router
-
-    def __call__(self, to: str) -> Pick:
-        return self.router.pick(to)
-
-    def settle(self, timeout: float) -> bool:
-        """Wait until the router picks from its newest snapshot's compile."""
-        return self.router.settle(timeout)
-
-
-def router_picker(registry: Registry, spec: str) -> Picker:
-    """The default picker: ``Router(registry, policy=spec).pick``."""
-    from linq_router._router import Router  # noqa: PLC0415 - keeps this module importable on its own
-
-    return _RouterPicker(Router(registry, policy=spec))
+        return verdict is Verdict.LINE_INELIGIBLE or not left
 
 
 def run_workload(
@@ -271,18 +199,21 @@ def run_workload(
     base_url: str | None = None,
     api_key: str | None = None,
     server: FakeLinqServer | None = None,
+    clock: FakeClock | None = None,
     workers: int = 4,
-    make_picker: PickerFactory = router_picker,
+    ejection: Ejection | None = LOOP_EJECTION,
     progress: ProgressFn | None = None,
 ) -> RunResult:
     """Run ``workload`` through ``spec`` against the API at ``base_url``.
 
     With ``server`` (the fake API behind ``base_url``), the workload's pool events are
-    applied to it as the run goes; without, they are skipped (a real pool is not ours
-    to change). API calls are counted at the HTTP layer, retries included.
+    applied to it as the run goes and every send is sent to it; without, the events
+    are skipped and nothing is sent (a real pool is not ours to change or write to).
+    ``clock`` is the simulated clock (the server's too, for its pair limit);
+    ``ejection=None`` runs the naive worker. List requests are counted at the HTTP
+    layer, retries included.
     """
-    n = len(workload.recipients)
-    trace = _Trace([None] * n, [None] * n, [False] * n)
+    trace = _Trace(sent=server is not None)
     calls = 0
     calls_lock = threading.Lock()
 
@@ -291,57 +222,58 @@ def run_workload(
         with calls_lock:
             calls += 1
 
-    clock = FakeClock(0.0)
+    clock = FakeClock(0.0) if clock is None else clock
     events: dict[int, list[PoolEvent]] = {}
     for event in workload.events:
         events.setdefault(event.tick, []).append(event)
-    with (
-        httpx.Client(timeout=10.0, event_hooks={"request": [count_request]}) as http,
-        # Backoff would stall every worker in wall-clock time; the simulated clock is
-        # what the run is about, so retries go straight out (and are still counted).
-        LinqClient(api_key, base_url=base_url, http_client=http, sleep=lambda _s: None) as client,
-        concurrent.futures.ThreadPoolExecutor(workers, "simulate") as pool,
-    ):
+    loop = _Loop()
+    with contextlib.ExitStack() as stack:
+        http = stack.enter_context(
+            httpx.Client(timeout=10.0, event_hooks={"request": [count_request]})
+        )
+        # Backoff would stall the run in wall-clock time; the simulated clock is what
+        # the run is about, so retries go straight out (and are still counted).
+        client = stack.enter_context(
+            LinqClient(api_key, base_url=base_url, http_client=http, sleep=lambda _s: None)
+        )
+        pool = stack.enter_context(concurrent.futures.ThreadPoolExecutor(workers, "simulate"))
+        sender = None
+        if server is not None:
+            sender = stack.enter_context(
+                ChatSender(server.base_url, server.api_key, workers=workers)
+            )
         registry = Registry(client, ttl=TTL, error_retry_interval=ERROR_RETRY, clock=clock)
         registry.snapshot()  # a cold start that fails is an API failure, before any pick
-        pick = make_picker(registry, spec)
-
-        def work(lo: int, hi: int) -> None:
-            recipients = workload.recipients
-            for i in range(lo, hi):
-                try:
-                    number = pick(recipients[i]).number
-                except NoEligibleNumberError:
-                    continue
-                trace.line[i] = number.id
-                trace.reputation[i] = number.reputation
-                trace.flagged[i] = number.is_flagged
-
+        router = stack.enter_context(
+            Router(registry, policy=spec, ejection=ejection, on_event=loop, clock=clock)
+        )
+        worker = _Worker(router, sender, pool, workload, trace, loop)
         started = time.perf_counter()
         for tick in range(workload.ticks):
+            loop.tick = tick
             if server is not None:
                 for event in events.get(tick, ()):
                     event.apply(server)
-            # Settle the tick's snapshot before any worker picks: a refresh that is due
-            # (or a retry the registry would start in the background) finishes first,
-            # so every pick of the tick sees the same snapshot, whatever the threads do.
+            # Settle the tick's snapshot before any pick: a refresh that is due (or a
+            # retry the registry would start in the background) finishes first, so
+            # every pick of the tick sees the same snapshot.
             registry.snapshot()
             registry.close()
             trace.snapshots.append(registry.snapshot())
-            # The router compiles a new snapshot in the background and picks from the
-            # previous compile meanwhile; waiting here keeps the run reproducible.
-            settle = getattr(pick, "settle", None)
-            if settle is not None:
-                settle(_SETTLE_TIMEOUT)
+            # Ejections whose time came end now, before the tick's first pick; then the
+            # router's compile of it all is waited for, which keeps the run reproducible.
+            router.ejections()
+            loop.take(router)
+            router.settle(_SETTLE_TIMEOUT)
             lo, hi = workload.bounds(tick)
-            futures = [pool.submit(work, a, b) for a, b in _chunks(lo, hi, workers)]
-            for future in futures:
-                future.result()
+            for first in range(lo, hi, workers):
+                worker.batch(range(first, min(first + workers, hi)))
             if progress is not None:
                 progress(hi - lo)
             clock.advance(TICK_SECONDS)
         elapsed = time.perf_counter() - started
         retries = client.retries
+    trace.ejections = loop.finish()
     return summarize(
         spec,
         workload,
@@ -349,6 +281,7 @@ def run_workload(
         workers=workers,
         elapsed=elapsed,
         counters=(calls, retries, registry.refreshes, registry.failures),
+        ejection=ejection,
     )
 
 
@@ -358,33 +291,45 @@ def run_specs(
     *,
     demo: bool,
     workers: int = 4,
-    make_picker: PickerFactory = router_picker,
+    naive: bool = True,
     progress: ProgressFn | None = None,
 ) -> list[RunResult]:
-    """Run each spec on ``workload``: with ``demo``, each on a fresh demo pool.
+    """Run each spec on ``workload``: with ``demo``, with and without the loop, on the fake.
 
-    A fresh ``FakeLinqServer(sample_pool())`` per spec means every spec starts from
-    the same pool and meets the same events at the same sends. Without ``demo`` the
-    client reads ``LINQ_API_V3_API_KEY`` / ``LINQ_API_V3_BASE_URL`` and the pool is
-    left alone.
+    With ``demo``, each spec runs on a fresh ``FakeLinqServer(sample_pool())`` with the
+    feedback loop, then (unless ``naive`` is False) on another as the naive worker,
+    whose result is the first's ``naive``: every run starts from the same pool and
+    meets the same events at the same sends. Without ``demo`` the client reads
+    ``LINQ_API_V3_API_KEY`` / ``LINQ_API_V3_BASE_URL``, the pool is left alone and
+    nothing is sent.
     """
     results = []
     for spec in specs:
-        if demo:
-            with FakeLinqServer(sample_pool()) as server:
-                result = run_workload(
-                    spec,
-                    workload,
-                    base_url=server.base_url,
-                    api_key=server.api_key,
-                    server=server,
-                    workers=workers,
-                    make_picker=make_picker,
-                    progress=progress,
+        if not demo:
+            results.append(run_workload(spec, workload, workers=workers, progress=progress))
+            continue
+        runs = []
+        for ejection in (LOOP_EJECTION, None) if naive else (LOOP_EJECTION,):
+            clock = FakeClock(0.0)
+            with FakeLinqServer(sample_pool(), clock=clock) as server:
+                runs.append(
+                    run_workload(
+                        spec,
+                        workload,
+                        base_url=server.base_url,
+                        api_key=server.api_key,
+                        server=server,
+                        clock=clock,
+                        workers=workers,
+                        ejection=ejection,
+                        progress=progress,
+                    )
                 )
-        else:
-            result = run_workload(
-                spec, workload, workers=workers, make_picker=make_picker, progress=progress
-            )
-        results.append(result)
+        loop, *without = runs
+        results.append(attrs.evolve(loop, naive=without[0] if without else None))
     return results
+
+
+def runs_per_spec(*, demo: bool) -> int:
+    """How many runs ``run_specs`` makes of each spec (for a progress bar's total)."""
+    return 2 if demo else 1

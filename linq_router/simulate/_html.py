@@ -1,51 +1,40 @@
 """``simulate --report``: the results as one self-contained HTML page.
 
-The charts are inline SVG drawn here in Python, with inline CSS and a few lines of
-inline JavaScript; nothing is fetched when the page is viewed. Once the page has
-loaded, the script sets ``data-charts`` on ``<body>`` to the number of charts it
-found, so a headless browser can tell the page rendered.
+The charts (``_html_charts``) are inline SVG drawn in Python, with inline CSS and a
+few lines of inline JavaScript; nothing is fetched when the page is viewed. Once the
+page has loaded, the script sets ``data-charts`` on ``<body>`` to the number of
+charts it found, so a headless browser can tell the page rendered.
 
 Every chart has a ``viewBox`` and shrinks with the window (``max-width: 100%``), so
-the page fits a narrow one without scrolling sideways. The share-of-picks bars of
-every section share one scale, and the reputation strips share one time axis on
-which the pool events are marked and numbered as in the list of events.
+the page fits a narrow one without scrolling sideways. The figures table puts each
+spec's run with the feedback loop beside what the naive worker met on the same
+workload; each spec's section draws the loop's ejections over the strips.
 """
 
 from __future__ import annotations
 
-import html
-import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from linq_router._models import Reputation
 
-from ._engine import TICK_SECONDS, TTL, LineHistory, PoolEvent, RunResult, percent
+from ._html_charts import (
+    ABSENT,
+    BAR_COLOR,
+    EJECTED_HEX,
+    EVENT,
+    FLAGGED_OPACITY,
+    REPUTATION_HEX,
+    RETURNED_HEX,
+    esc,
+    event_text,
+    lines_chart,
+    reputation_chart,
+    share_scale,
+)
+from ._results import RunResult, SendFigures, percent
+from ._workload import TICK_SECONDS, TTL, PoolEvent
 
-__all__ = ["BAR_COLOR", "REPUTATION_HEX", "render_html"]
-
-REPUTATION_HEX = {
-    Reputation.HEALTHY: "#2ca02c",
-    Reputation.AT_RISK: "#f2b01e",
-    Reputation.CRITICAL: "#d62728",
-    Reputation.UNKNOWN: "#9467bd",
-}
-"""Chart colours of each reputation."""
-BAR_COLOR = "#1f77b4"
-"""The colour of the share-of-picks bars."""
-_ABSENT = "#dddddd"
-_EVENT = "#333333"
-_FLAGGED_OPACITY = "0.35"
-"""How strongly a FLAGGED stretch of a strip shows its reputation colour."""
-
-# The lines chart, in viewBox units (CSS pixels when the window is wide enough): a
-# label column, the reputation strips, then the share bars and their values.
-_LABEL_W, _STRIP_W, _GAP, _BAR_W, _VALUE_W = 118.0, 360.0, 30.0, 220.0, 50.0
-_CHART_W = _LABEL_W + _STRIP_W + _GAP + _BAR_W + _VALUE_W
-_ROW_H, _CELL_H = 22.0, 16.0
-_ROWS_TOP = 46.0
-"""Where the first row starts: below the column titles and the event numbers."""
-_AXIS_H = 34.0
-_TIME_STEPS = (5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0)
+__all__ = ["BAR_COLOR", "EJECTED_HEX", "REPUTATION_HEX", "RETURNED_HEX", "render_html"]
 
 _CSS = """
 body { font: 14px/1.4 system-ui, sans-serif; margin: 24px; color: #222; }
@@ -79,232 +68,68 @@ window.addEventListener("load", function () {
 """
 
 
-def _e(value: object) -> str:
-    return html.escape(str(value), quote=True)
+def _row(name: str, cells: list[str]) -> str:
+    return f"<tr><th>{esc(name)}</th>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
 
 
-def _svg(kind: str, width: float, height: float, label: str) -> str:
-    """The opening tag of a chart that scales with the window (its viewBox)."""
-    return (
-        f'<svg class="chart {kind}" xmlns="http://www.w3.org/2000/svg" width="{width:g}" '
-        f'height="{height:g}" viewBox="0 0 {width:g} {height:g}" role="img" '
-        f'aria-label="{_e(label)}">'
-    )
+def _versus(r: RunResult, figure: Callable[[SendFigures], int], *, fewer_is_better: bool) -> str:
+    """The loop's figure, marked good or bad against the naive worker's beside it."""
+    sending = r.sending
+    if sending is None:
+        return "- (nothing sent)"
+    mine = figure(sending)
+    naive = None if r.naive is None or r.naive.sending is None else figure(r.naive.sending)
+    if naive is None:
+        return f"{mine:,}"
+    better = mine < naive if fewer_is_better else mine >= naive
+    cls = "ok" if better or mine == naive == 0 else "bad"
+    return f'<span class="{cls}">{mine:,}</span> (naive worker: {naive:,})'
 
 
-def _nice_step(span: float, most: int) -> float:
-    """The smallest 1, 2, 2.5 or 5 times a power of ten that cuts ``span`` in <= ``most``."""
-    if span <= 0:
-        return 1.0
-    power = 10.0 ** math.floor(math.log10(span / most))
-    for factor in (1.0, 2.0, 2.5, 5.0, 10.0):
-        if span / (factor * power) <= most + 1e-9:
-            return factor * power
-    return 10.0 * power  # pragma: no cover - the loop always returns by factor 10
+def _send_rows(results: Sequence[RunResult]) -> list[str]:
+    if all(r.sending is None for r in results):
+        return []
 
+    def requests(r: RunResult) -> str:
+        s = r.sending
+        if s is None:
+            return "-"
+        return f"{s.requests:,} sent, {s.accepted:,} accepted, {r.sends_per_second:,.0f} sends/s"
 
-def _share_scale(results: Sequence[RunResult]) -> tuple[float, float]:
-    """(full-bar share, tick step): one scale for every section of the report."""
-    peak = max((r.share(h.id) for r in results for h in r.lines), default=0.0)
-    if peak <= 0:
-        return 1.0, 0.25
-    step = _nice_step(peak, 5)
-    return math.ceil(peak / step - 1e-9) * step, step
+    def loop(r: RunResult) -> str:
+        if r.ejection is None or r.sending is None:
+            return "off"
+        returns = sum(p.end is not None for p in r.ejections)
+        return f"{len(r.ejections)} ejections, {returns} returns"
 
-
-def _ticks(result: RunResult) -> int:
-    return len(result.lines[0].reputations) if result.lines else 0
-
-
-def _time_x(tick: float, ticks: int) -> float:
-    """The x of the start of ``tick`` on the strips' time axis."""
-    return _LABEL_W + _STRIP_W * tick / (ticks or 1)
-
-
-def _lines_chart(result: RunResult, scale: tuple[float, float]) -> str:
-    """Rows of: number, reputation strip over time, share-of-picks bar with its value.
-
-    Below the rows, a time axis under the strips and a share axis under the bars;
-    across the strips, one numbered dashed line per pool event.
-    """
-    full, step = scale
-    ticks = _ticks(result)
-    rows_h = _ROW_H * len(result.lines)
-    height = _ROWS_TOP + rows_h + _AXIS_H
-    bar_x = _LABEL_W + _STRIP_W + _GAP
-    parts = [
-        _svg("lines", _CHART_W, height, "reputation over time and share of picks per line"),
-        f'<text x="{_LABEL_W:g}" y="14">reputation, as the registry saw it</text>',
-        f'<text x="{bar_x:g}" y="14">share of all sends</text>',
+    return [
+        _row("POST /v3/chats to the fake", [requests(r) for r in results]),
+        _row(
+            "sends that hit an ineligible line (403/2027)",
+            [_versus(r, lambda s: s.ineligible, fewer_is_better=True) for r in results],
+        ),
+        _row(
+            "sends that hit a failing line (5xx, never resent)",
+            [_versus(r, lambda s: s.failing, fewer_is_better=True) for r in results],
+        ),
+        _row(
+            "repicks after a 2027",
+            [_versus(r, lambda s: s.repicks, fewer_is_better=True) for r in results],
+        ),
+        _row(
+            "sends never accepted",
+            [_versus(r, lambda s: s.lost, fewer_is_better=True) for r in results],
+        ),
+        _row("feedback loop", [loop(r) for r in results]),
     ]
-    for row, history in enumerate(result.lines):
-        y = _ROWS_TOP + row * _ROW_H
-        parts.append(f'<text x="0" y="{y + 13:g}">{_e(history.phone_number)}</text>')
-        parts.append(_strip(history, _LABEL_W, y, _STRIP_W, _CELL_H))
-        share = result.share(history.id)
-        w = _BAR_W * share / full
-        parts.append(
-            f'<rect x="{bar_x:g}" y="{y:g}" width="{w:.2f}" height="{_CELL_H:g}" '
-            f'fill="{BAR_COLOR}"><title>{_e(history.phone_number)}: '
-            f"{result.picks.get(history.id, 0):,} picks</title></rect>"
-        )
-        parts.append(f'<text x="{bar_x + w + 5:.1f}" y="{y + 13:g}">{100 * share:.1f}%</text>')
-    axis_y = _ROWS_TOP + rows_h
-    parts.append(_time_axis(ticks, axis_y))
-    parts.append(_share_axis(full, step, bar_x, axis_y))
-    parts.extend(
-        _event_marker(number, event, ticks, axis_y)
-        for number, event in enumerate(result.events, start=1)
-    )
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def _time_axis(ticks: int, y: float) -> str:
-    """A baseline under the strips, a labelled tick every few simulated minutes.
-
-    An unlabelled tick sits halfway between two labelled ones: more labels would crowd
-    a narrow window.
-    """
-    end = ticks * TICK_SECONDS
-    # Steps a clock reads well (two minutes, not 100 s); the last for runs of hours.
-    step = next((s for s in _TIME_STEPS if end / s <= 6), _TIME_STEPS[-1])
-    labelled = [step * k for k in range(int(end // step + 1e-9) + 1)]
-    if end - labelled[-1] > step / 2:  # the run's end always gets a label
-        labelled.append(end)
-    elif labelled[-1] != end:
-        labelled[-1] = end
-    parts = [
-        f'<line x1="{_LABEL_W:g}" y1="{y + 2:g}" x2="{_LABEL_W + _STRIP_W:g}" y2="{y + 2:g}" '
-        f'stroke="#888"/>'
-    ]
-    minor = [s + step / 2 for s in labelled if s + step / 2 < end]
-    for seconds in minor:
-        x = _time_x(seconds / TICK_SECONDS, ticks)
-        parts.append(
-            f'<line x1="{x:.2f}" y1="{y + 2:g}" x2="{x:.2f}" y2="{y + 5:g}" stroke="#aaa"/>'
-        )
-    for seconds in labelled:
-        x = _time_x(seconds / TICK_SECONDS, ticks)
-        # The end labels sit inside the axis, clear of the share axis beside it.
-        anchor = "start" if seconds == 0 else "end" if seconds == end else "middle"
-        parts.append(
-            f'<line x1="{x:.2f}" y1="{y + 2:g}" x2="{x:.2f}" y2="{y + 7:g}" stroke="#888"/>'
-            f'<text class="axis" x="{x:.2f}" y="{y + 18:g}" text-anchor="{anchor}">'
-            f"{seconds:.0f}s</text>"
-        )
-    parts.append(
-        f'<text class="axis" x="{_LABEL_W + _STRIP_W / 2:g}" y="{y + 31:g}" '
-        f'text-anchor="middle">simulated time ({_e(_duration(ticks))})</text>'
-    )
-    return "".join(parts)
-
-
-def _share_axis(full: float, step: float, x0: float, y: float) -> str:
-    """A baseline under the bars with the report-wide scale's percentages."""
-    parts = [
-        f'<line x1="{x0:g}" y1="{y + 2:g}" x2="{x0 + _BAR_W:g}" y2="{y + 2:g}" stroke="#888"/>'
-    ]
-    stops = round(full / step)
-    for k in range(stops + 1):
-        x = x0 + _BAR_W * k * step / full
-        anchor = "start" if k == 0 else "middle"
-        parts.append(
-            f'<line x1="{x:.2f}" y1="{y + 2:g}" x2="{x:.2f}" y2="{y + 6:g}" stroke="#888"/>'
-            f'<text class="axis" x="{x:.2f}" y="{y + 18:g}" text-anchor="{anchor}">'
-            f"{100 * k * step:g}%</text>"
-        )
-    parts.append(
-        f'<text class="axis" x="{x0 + _BAR_W / 2:g}" y="{y + 31:g}" text-anchor="middle">'
-        f"same scale in every section</text>"
-    )
-    return "".join(parts)
-
-
-def _event_marker(number: int, event: PoolEvent, ticks: int, axis_y: float) -> str:
-    """A dashed line across the strips at the event's time, under its number."""
-    x = _time_x(event.tick, ticks)
-    title = f"<title>{number}. {_e(_event_text(event))}</title>"
-    return (
-        f'<line class="event" x1="{x:.2f}" y1="{_ROWS_TOP - 6:g}" x2="{x:.2f}" '
-        f'y2="{axis_y + 2:g}" stroke="{_EVENT}" stroke-width="1.2" '
-        f'stroke-dasharray="3 2">{title}</line>'
-        f'<circle cx="{x:.2f}" cy="{_ROWS_TOP - 14:g}" r="7.5" fill="{_EVENT}">{title}</circle>'
-        f'<text class="event" x="{x:.2f}" y="{_ROWS_TOP - 10.5:g}" '
-        f'text-anchor="middle">{number}</text>'
-    )
-
-
-def _event_text(event: PoolEvent) -> str:
-    return f"t={event.tick * TICK_SECONDS:.0f}s: {event.label}"
-
-
-def _duration(ticks: int) -> str:
-    return f"{ticks * TICK_SECONDS / 60:g} minutes"
-
-
-def _strip(history: LineHistory, x0: float, y: float, width: float, height: float) -> str:
-    """One rect per run of ticks with the same reputation and status.
-
-    Runs, not one rect per tick: scaled down to a narrow window, per-tick cells would
-    show anti-aliased seams between them.
-    """
-    ticks = len(history.reputations) or 1
-    cell = width / ticks
-    states = list(zip(history.reputations, history.flagged, strict=True))
-    rects = []
-    start = 0
-    for t in range(1, len(states) + 1):
-        if t < len(states) and states[t] == states[start]:
-            continue
-        reputation, flagged = states[start]
-        colour = _ABSENT if reputation is None else REPUTATION_HEX[reputation]
-        # Flagged stretches keep their reputation colour, faded: paused, not gone.
-        fade = f' fill-opacity="{_FLAGGED_OPACITY}"' if flagged else ""
-        # A solid run overlaps the next a hair to hide the seam; a faded one would
-        # darken where it does, and the last would run past the axis.
-        overlap = 0.0 if flagged or t == len(states) else 0.5
-        w = (t - start) * cell + overlap
-        rects.append(
-            f'<rect x="{x0 + start * cell:.2f}" y="{y:g}" width="{w:.2f}" height="{height:g}" '
-            f'fill="{colour}"{fade}/>'
-        )
-        start = t
-    return "".join(rects)
-
-
-def _reputation_chart(result: RunResult) -> str:
-    """One stacked bar: the share of picks that went to each reputation."""
-    width, height = _CHART_W, 30.0
-    parts = [_svg("reputation", width, height, "share of picks by reputation")]
-    x = 0.0
-    for reputation in Reputation:
-        count = result.by_reputation.get(reputation.value, 0)
-        if not count:
-            continue
-        w = width * count / result.sends
-        parts.append(
-            f'<rect x="{x:.1f}" y="0" width="{w:.1f}" height="{height:g}" '
-            f'fill="{REPUTATION_HEX[reputation]}"><title>{reputation.value}: '
-            f"{percent(count, result.sends)}</title></rect>"
-        )
-        if w > 100:
-            parts.append(
-                f'<text x="{x + 6:.1f}" y="{height / 2 + 4:g}">{reputation.value} '
-                f"{percent(count, result.sends)}</text>"
-            )
-        x += w
-    parts.append("</svg>")
-    return "".join(parts)
 
 
 def _figures(results: Sequence[RunResult]) -> str:
-    def row(name: str, cells: list[str]) -> str:
-        return f"<tr><th>{_e(name)}</th>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>"
-
     def critical(r: RunResult) -> str:
         cls = "ok" if r.to_critical == 0 else "bad"
-        return f'<span class="{cls}">{r.to_critical:,}</span> ({percent(r.to_critical, r.sends)})'
+        return (
+            f'<span class="{cls}">{r.to_critical:,}</span> ({percent(r.to_critical, r.attempts)})'
+        )
 
     def stay(r: RunResult) -> str:
         if r.stay_rate is None:
@@ -313,26 +138,31 @@ def _figures(results: Sequence[RunResult]) -> str:
 
     def reps(r: RunResult) -> str:
         return ", ".join(
-            f"{rep.value} {percent(r.by_reputation.get(rep.value, 0), r.sends)}"
+            f"{rep.value} {percent(r.by_reputation.get(rep.value, 0), r.attempts)}"
             for rep in Reputation
             if rep is not Reputation.UNKNOWN or r.by_reputation.get(rep.value)
         )
 
     rows = [
-        row("policy", [f"<code>{_e(r.spec)}</code>" for r in results]),
-        row("sends", [f"{r.sends:,} from {r.workers} threads" for r in results]),
-        row("picks/s", [f"{r.picks_per_second:,.0f}" for r in results]),
-        row("share by reputation", [reps(r) for r in results]),
-        row(
+        _row("policy", [f"<code>{esc(r.spec)}</code>" for r in results]),
+        _row("sends", [f"{r.sends:,} from {r.workers} threads" for r in results]),
+        _row("picks/s", [f"{r.picks_per_second:,.0f}" for r in results]),
+        _row("share by reputation", [reps(r) for r in results]),
+        _row(
             "API calls",
-            [f"{r.api_calls:,} list requests vs {r.naive_api_calls:,} naive" for r in results],
+            [
+                f"{r.api_calls:,} list requests vs {r.uncached_api_calls:,} listing before "
+                "each send"
+                for r in results
+            ],
         ),
-        row("retries", [str(r.retries) for r in results]),
-        row("refreshes (failed)", [f"{r.refreshes} ({r.failures})" for r in results]),
-        row("picks to a CRITICAL line (expected 0)", [critical(r) for r in results]),
-        row("picks to a FLAGGED line", [f"{r.to_flagged:,}" for r in results]),
-        row("returning recipients kept their line", [stay(r) for r in results]),
-        row("no eligible line", [f"{r.no_eligible:,}" for r in results]),
+        _row("retries", [str(r.retries) for r in results]),
+        _row("refreshes (failed)", [f"{r.refreshes} ({r.failures})" for r in results]),
+        _row("picks to a CRITICAL line (expected 0)", [critical(r) for r in results]),
+        _row("picks to a FLAGGED line", [f"{r.to_flagged:,}" for r in results]),
+        _row("returning recipients kept their line", [stay(r) for r in results]),
+        _row("no eligible line", [f"{r.no_eligible:,}" for r in results]),
+        *_send_rows(results),
     ]
     # A wide comparison scrolls inside its box; the page itself never scrolls sideways.
     return '<div class="scroll"><table class="figures">' + "".join(rows) + "</table></div>"
@@ -342,7 +172,18 @@ def _swatch(colour: str, label: str, *, opacity: str | None = None, kind: str = 
     fade = f";opacity:{opacity}" if opacity is not None else ""
     return (
         f'<span class="swatch{" " + kind if kind else ""}" '
-        f'style="background:{colour}{fade}"></span>{_e(label)}'
+        f'style="background:{colour}{fade}"></span>{esc(label)}'
+    )
+
+
+def _ejection_label(results: Sequence[RunResult]) -> str:
+    ejection = next((r.ejection for r in results if r.ejection is not None), None)
+    if ejection is None:
+        return "ejected by the feedback loop"
+    return (
+        f"ejected by the feedback loop (a 2027: {ejection.ineligible_time:g} s, doubling "
+        f"on repeats; {ejection.consecutive_failures} failures in a row: "
+        f"{ejection.base_time:g} s x n)"
     )
 
 
@@ -353,14 +194,17 @@ def _legend(results: Sequence[RunResult]) -> str:
     if Reputation.UNKNOWN in seen:
         shown.append(Reputation.UNKNOWN)
     strips = "".join(_swatch(REPUTATION_HEX[r], r.value) for r in shown)
-    strips += _swatch(_ABSENT, "not in pool")
+    strips += _swatch(ABSENT, "not in pool")
     strips += _swatch(
         REPUTATION_HEX[Reputation.HEALTHY],
         "FLAGGED (faded: the line's reputation colour, paused)",
-        opacity=_FLAGGED_OPACITY,
+        opacity=FLAGGED_OPACITY,
     )
-    strips += _swatch(_EVENT, "pool event, numbered as in the list", kind="marker")
-    bars = _swatch(BAR_COLOR, "share of all sends that went to the line")
+    strips += _swatch(EVENT, "pool event, numbered as in the list", kind="marker")
+    if any(r.sending is not None and r.ejection is not None for r in results):
+        strips += _swatch(EJECTED_HEX, _ejection_label(results))
+        strips += _swatch(RETURNED_HEX, "back from ejection", kind="marker")
+    bars = _swatch(BAR_COLOR, "share of all picks that went to the line")
     return (
         '<div class="legend">'
         f"<p><b>Reputation over time:</b>{strips}</p>"
@@ -372,13 +216,39 @@ def _legend(results: Sequence[RunResult]) -> str:
 def _events(events: Sequence[PoolEvent]) -> str:
     if not events:
         return "<h2>Pool events</h2><p>none</p>"
-    items = "".join(f"<li>{_e(_event_text(e))}</li>" for e in events)
+    items = "".join(f"<li>{esc(event_text(e))}</li>" for e in events)
+    hidden = (
+        " A line that goes ineligible or starts failing keeps its colour: the list does "
+        "not say so, only its sends' answers do, and the feedback loop's bands show what "
+        "the router made of them."
+        if any(e.hidden for e in events)
+        else ""
+    )
     return (
         "<h2>Pool events</h2>"
         f'<ol class="events">{items}</ol>'
         '<p class="caption">The strips show each line as the registry saw it: a change '
         f"shows at the next refresh (the TTL is {TTL:g} simulated seconds), or later when "
-        "a refresh fails, so a strip changes colour a little after its event's mark.</p>"
+        f"a refresh fails, so a strip changes colour a little after its event's mark.{hidden}"
+        "</p>"
+    )
+
+
+def _ejections(result: RunResult) -> str:
+    """The loop's ejections in one spec's run, as a list under its chart."""
+    if result.sending is None or result.ejection is None:
+        return ""
+    if not result.ejections:
+        return '<p class="caption">The feedback loop ejected no line.</p>'
+    items = []
+    for p in result.ejections:
+        end = "the end" if p.end is None else f"t={p.end * TICK_SECONDS:.0f}s"
+        items.append(
+            f"<li>{esc(p.line)}: t={p.start * TICK_SECONDS:.0f}s to {end}, {esc(p.reason)}</li>"
+        )
+    return (
+        '<p class="caption">The feedback loop ejected:</p>'
+        f'<ul class="ejections">{"".join(items)}</ul>'
     )
 
 
@@ -386,20 +256,24 @@ def render_html(results: Sequence[RunResult], *, demo: bool = True) -> str:
     """The whole page for one or more runs of the same workload."""
     first = results[0]
     title = "linq-router simulate: " + ", ".join(r.spec for r in results)
-    scale = _share_scale(results)
+    scale = share_scale(results)
     sections = "".join(
-        f"<h2>{_e(r.spec)}</h2>"
+        f"<h2>{esc(r.spec)}</h2>"
         '<p class="caption">Share of picks by the reputation the line had:</p>'
-        f"{_reputation_chart(r)}{_lines_chart(r, scale)}"
+        f"{reputation_chart(r)}{lines_chart(r, scale)}{_ejections(r)}"
         for r in results
     )
-    pool = "the embedded demo pool" if demo else "the real API (read only)"
+    pool = (
+        "the embedded demo pool, each send a POST /v3/chats to it"
+        if demo
+        else "the real API (read only: nothing was sent)"
+    )
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
-        f"<h1>{_e(title)}</h1>"
+        f"<title>{esc(title)}</title><style>{_CSS}</style></head><body>"
+        f"<h1>{esc(title)}</h1>"
         f"<p>{first.sends:,} sends per policy, seed {first.seed}, on {pool}.</p>"
         f"{_figures(results)}"
         f"{_legend(results)}{_events(first.events)}{sections}"

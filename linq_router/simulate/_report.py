@@ -3,8 +3,9 @@
 Everything here reads ``RunResult`` values and builds rich renderables; printing is
 the caller's. The tables fit the console they are printed on (``_fit``): on a
 narrow terminal they drop the bars, the line type and the timeline, in that order,
-but never a number, a pick count or a share. The HTML report (``_html``)
-shows the same figures.
+but never a number, a pick count or a share. The timeline (``_timeline``) marks the
+feedback loop's ejections; the figures compare the loop with the naive worker. The
+HTML report (``_html``) shows the same figures.
 """
 
 from __future__ import annotations
@@ -19,61 +20,19 @@ from rich.text import Text
 from linq_router._fit import Fit
 from linq_router._models import Reputation
 
-from ._engine import TICK_SECONDS, LineHistory, RunResult, percent
+from ._results import RunResult, SendFigures, percent
+from ._timeline import REPUTATION_COLOR, ejection_note, legend, periods_text, timeline
+from ._workload import TICK_SECONDS
 
 __all__ = [
-    "GLYPH",
-    "REPUTATION_COLOR",
     "critical_verdict",
+    "loop_verdict",
     "render_compare",
     "render_run",
     "sticky_verdict",
-    "timeline_cells",
 ]
 
-REPUTATION_COLOR = {
-    Reputation.HEALTHY: "green",
-    Reputation.AT_RISK: "yellow",
-    Reputation.CRITICAL: "red",
-    Reputation.UNKNOWN: "magenta",
-}
-GLYPH = {
-    Reputation.HEALTHY: "█",
-    Reputation.AT_RISK: "▒",
-    Reputation.CRITICAL: "░",
-    Reputation.UNKNOWN: "?",
-}
-"""Timeline cells differ in shape as well as colour, so piped output still reads."""
-_TIMELINE_WIDTH = 30
 _BAR_WIDTH = 24
-
-
-def timeline_cells(
-    history: LineHistory, width: int = _TIMELINE_WIDTH
-) -> list[tuple[Reputation | None, bool]]:
-    """The line's reputation over the run in ``width`` cells: (worst reputation, flagged).
-
-    Each cell covers a run of ticks and shows the worst standing seen in it, so a
-    short drop to CRITICAL is never averaged away.
-    """
-    ticks = len(history.reputations)
-    cells = []
-    for k in range(min(width, ticks)):
-        lo, hi = k * ticks // width, max((k + 1) * ticks // width, k * ticks // width + 1)
-        seen = [r for r in history.reputations[lo:hi] if r is not None]
-        worst = max(seen, key=lambda r: r.rank) if seen else None
-        cells.append((worst, any(history.flagged[lo:hi])))
-    return cells
-
-
-def _timeline(history: LineHistory) -> Text:
-    text = Text()
-    for reputation, flagged in timeline_cells(history):
-        if reputation is None:
-            text.append(" ")
-        else:
-            text.append("x" if flagged else GLYPH[reputation], style=REPUTATION_COLOR[reputation])
-    return text
 
 
 def _bar(share: float, peak: float, width: int = _BAR_WIDTH) -> Text:
@@ -89,18 +48,9 @@ def _reputation_share(result: RunResult) -> Text:
             if text:
                 text.append("  ")
             text.append(reputation.value, style=REPUTATION_COLOR[reputation])
-            text.append(f" {percent(count, result.sends)}")
+            text.append(f" {percent(count, result.attempts)}")
     if result.no_eligible:
-        text.append(f"  no eligible line {percent(result.no_eligible, result.sends)}")
-    return text
-
-
-def _legend() -> Text:
-    text = Text("reputation over time (each cell a stretch of the run, worst shown): ")
-    for reputation in (Reputation.HEALTHY, Reputation.AT_RISK, Reputation.CRITICAL):
-        text.append(GLYPH[reputation], style=REPUTATION_COLOR[reputation])
-        text.append(f" {reputation.value}  ")
-    text.append("x FLAGGED")
+        text.append(f"  no eligible line {percent(result.no_eligible, result.attempts)}")
     return text
 
 
@@ -151,9 +101,12 @@ def _lines_table(
     if columns.timeline:
         table.add_column("reputation over time", no_wrap=True)
     single = len(results) == 1
+    refused = single and results[0].sending is not None
     for result in results:
         label = "picks" if single else result.spec
         table.add_column(label, justify="right", no_wrap=single and not fold, overflow=overflow)
+        if refused:
+            table.add_column("refused", justify="right", no_wrap=not fold, overflow=overflow)
         if single:
             table.add_column("share", justify="right", no_wrap=not fold, overflow=overflow)
             if columns.bars:
@@ -164,7 +117,8 @@ def _lines_table(
         if columns.line_type:
             row.append(history.line_type or "-")
         if columns.timeline:
-            row.append(_timeline(history))
+            periods = [p for r in results for p in r.ejected_in(history.phone_number)]
+            row.append(timeline(history, periods))
         for result in results:
             row += _share_cells(result, history.id, peak, single=single, bars=columns.bars)
         table.add_row(*row)
@@ -174,10 +128,13 @@ def _lines_table(
 def _share_cells(
     result: RunResult, line_id: str, peak: float, *, single: bool, bars: bool
 ) -> list[RenderableType]:
-    """One run's cells of a line's row: picks, share and bar alone; a share beside others."""
+    """One run's cells of a line's row: picks, refusals, share and bar alone; or a share."""
     share = result.share(line_id)
     if single:
-        cells: list[RenderableType] = [f"{result.picks.get(line_id, 0):,}", f"{100 * share:.1f}%"]
+        cells: list[RenderableType] = [f"{result.picks.get(line_id, 0):,}"]
+        if result.sending is not None:
+            cells.append(f"{result.hits.get(line_id, 0):,}")
+        cells.append(f"{100 * share:.1f}%")
         return [*cells, _bar(share, peak)] if bars else cells
     if bars:
         return [Text.assemble(_bar(share, peak, 10), f" {100 * share:5.1f}%")]
@@ -186,12 +143,13 @@ def _share_cells(
 
 def _lines_block(results: Sequence[RunResult], title: str) -> Fit:
     """The per-line table (with its legend) in the richest layout the width allows."""
+    loop = any(r.ejection is not None and r.sending is not None for r in results)
 
     def layout(columns: _Columns, *, fold: bool = False) -> Callable[[], Group]:
         def build() -> Group:
             parts: list[RenderableType] = [_lines_table(results, title, columns, fold=fold)]
             if columns.timeline:
-                parts.append(_legend())
+                parts += legend(loop=loop, several=len(results) > 1)
             hidden = columns.hidden()
             if hidden:
                 note = f"({' and '.join(hidden)} not shown at this width; see --report)"
@@ -209,7 +167,7 @@ def critical_verdict(result: RunResult) -> Text:
         return Text.assemble("picks to a CRITICAL line: ", ("0", "bold green"), " (expected: none)")
     text = Text.assemble(
         "picks to a CRITICAL line: ",
-        (f"{result.to_critical:,} ({percent(result.to_critical, result.sends)})", "bold red"),
+        (f"{result.to_critical:,} ({percent(result.to_critical, result.attempts)})", "bold red"),
         " (expected: none), e.g. ",
     )
     text.append(
@@ -226,19 +184,82 @@ def sticky_verdict(result: RunResult) -> str:
     return f"kept their previous line: {100 * rate:.1f}% of {result.returning:,} returning sends"
 
 
+def _sends(n: int, what: str) -> str:
+    return f"{n:,} send{'' if n == 1 else 's'} hit {what}"
+
+
+def loop_verdict(result: RunResult) -> Text | None:
+    """'with the loop: 4 sends hit ineligible lines (naive worker: 73)', or None."""
+    sending, naive = result.sending, _naive_sending(result)
+    if sending is None or naive is None:
+        return None
+    good = sending.ineligible < naive.ineligible or naive.ineligible == 0
+    return Text.assemble(
+        "with the loop: ",
+        (_sends(sending.ineligible, "ineligible lines"), "bold green" if good else "bold red"),
+        f" (naive worker: {naive.ineligible:,})",
+    )
+
+
+def _naive_sending(result: RunResult) -> SendFigures | None:
+    return None if result.naive is None else result.naive.sending
+
+
+def _versus(result: RunResult, figure: Callable[[SendFigures], int], what: str) -> str:
+    sending, naive = result.sending, _naive_sending(result)
+    assert sending is not None  # only asked of runs that sent
+    text = f"{figure(sending):,} {what}"
+    return text + (f" (naive worker: {figure(naive):,})" if naive is not None else "")
+
+
+def _send_rows(result: RunResult) -> list[tuple[str, RenderableType]]:
+    """The rows about the sends and the feedback loop; none for a run that only picked."""
+    sending = result.sending
+    if sending is None:
+        return []
+    verdict = loop_verdict(result)
+    ineligible: RenderableType = (
+        verdict
+        if verdict is not None
+        else _versus(result, lambda s: s.ineligible, "sends answered 403/2027")
+    )
+    returned = sum(p.end is not None for p in result.ejections)
+    return [
+        ("to an ineligible line", ineligible),
+        (
+            "to a failing line",
+            _versus(result, lambda s: s.failing, "sends answered 5xx, never resent"),
+        ),
+        ("repicks", _versus(result, lambda s: s.repicks, "resends on a new pick after a 2027")),
+        ("lost sends", _versus(result, lambda s: s.lost, "never accepted")),
+        (
+            "feedback loop",
+            f"{len(result.ejections)} ejections, {returned} returns"
+            if result.ejection is not None
+            else "off (the naive worker)",
+        ),
+    ]
+
+
 def _summary_rows(result: RunResult) -> list[tuple[str, RenderableType]]:
-    factor = result.naive_api_calls / result.api_calls if result.api_calls else float("inf")
+    factor = result.uncached_api_calls / result.api_calls if result.api_calls else float("inf")
     # A run shorter than the TTL schedule can make more calls than it has sends.
     saving = f"{factor:,.0f}x fewer" if factor >= 1.5 else "no saving on a run this short"
     threads = "thread" if result.workers == 1 else "threads"
-    return [
-        ("sends", f"{result.sends:,} from {result.workers} {threads}"),
+    sending = result.sending
+    sends = f"{result.sends:,} from {result.workers} {threads}"
+    if sending is not None:
+        sends += f": {sending.requests:,} creates sent to the fake, {sending.accepted:,} accepted"
+    rows: list[tuple[str, RenderableType]] = [("sends", sends)]
+    if sending is not None:
+        rows.append(("sends/s", f"{result.sends_per_second:,.0f} (HTTP to the fake included)"))
+    rows += [
         ("picks/s", f"{result.picks_per_second:,.0f}"),
         ("share by reputation", _reputation_share(result)),
         (
             "API calls",
-            f"{result.api_calls:,} list requests vs {result.naive_api_calls:,} naive "
-            f"(list before each send): {saving}",
+            f"{result.api_calls:,} list requests vs {result.uncached_api_calls:,} when listing "
+            f"before each send: {saving}",
         ),
         (
             "retries / refreshes",
@@ -248,6 +269,7 @@ def _summary_rows(result: RunResult) -> list[tuple[str, RenderableType]]:
         ("to a FLAGGED line", f"{result.to_flagged:,}"),
         ("returning recipients", sticky_verdict(result)),
     ]
+    return rows + _send_rows(result)
 
 
 def _events(result: RunResult) -> Text:
@@ -258,19 +280,36 @@ def _events(result: RunResult) -> Text:
     return text
 
 
+def _loop_lines(results: Sequence[RunResult]) -> list[RenderableType]:
+    """Where the loop ejected lines in each run, and with which settings."""
+    looped = [r for r in results if r.ejection is not None and r.sending is not None]
+    if not looped:
+        return []
+    lines: list[RenderableType] = []
+    for result in looped:
+        who = f" ({result.spec})" if len(results) > 1 else ""
+        lines.append(Text(f"feedback loop{who}: {periods_text(result.ejections)}"))
+    first = looped[0]
+    assert first.ejection is not None
+    run_seconds = len(first.lines[0].reputations) * TICK_SECONDS if first.lines else 0.0
+    lines.append(Text(ejection_note(first.ejection, run_seconds), style="dim"))
+    return lines
+
+
 def render_run(result: RunResult, *, demo: bool = True) -> RenderableType:
-    """The report of one run: the per-line table, then the figures."""
+    """The report of one run: the per-line table, the events, then the figures."""
     title = f"simulate: {result.spec!r}, seed {result.seed}" + (" (demo pool)" if demo else "")
     summary = Table.grid(padding=(0, 2))
     summary.add_column(style="bold")
     summary.add_column()
     for name, value in _summary_rows(result):
         summary.add_row(name, value)
-    return Group(_lines_block([result], title), _events(result), "", summary)
+    loop = _loop_lines([result])
+    return Group(_lines_block([result], title), _events(result), *loop, "", summary)
 
 
 def render_compare(results: Sequence[RunResult], *, demo: bool = True) -> RenderableType:
-    """Several runs of the same workload side by side, with the two verdicts."""
+    """Several runs of the same workload side by side, with the verdicts."""
     first = results[0]
     title = (
         f"simulate --compare: {first.sends:,} sends, seed {first.seed}"
@@ -304,6 +343,18 @@ def render_compare(results: Sequence[RunResult], *, demo: bool = True) -> Render
         return Group(*parts)
 
     figures = Fit([side_by_side], fallback=one_after_another)
+    return Group(
+        _lines_block(results, title),
+        _events(first),
+        *_loop_lines(results),
+        "",
+        figures,
+        _verdicts(results),
+    )
+
+
+def _verdicts(results: Sequence[RunResult]) -> Text:
+    """Which specs kept off CRITICAL lines, how sticky stuck, what the loop saved."""
     verdicts = Text()
     clean = [r.spec for r in results if r.to_critical == 0]
     dirty = [r.spec for r in results if r.to_critical]
@@ -324,4 +375,9 @@ def render_compare(results: Sequence[RunResult], *, demo: bool = True) -> Render
                     " vs "
                     + ", ".join(f"{r.spec!r} {100 * (r.stay_rate or 0):.1f}%" for r in others)
                 )
-    return Group(_lines_block(results, title), _events(first), "", figures, verdicts)
+    for result in results:
+        verdict = loop_verdict(result)
+        if verdict is not None:
+            verdicts.append(f"\n{result.spec!r} ")
+            verdicts.append_text(verdict)
+    return verdicts

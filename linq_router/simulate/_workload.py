@@ -1,20 +1,25 @@
 """The workload ``linq-router simulate`` runs: recipients, simulated time, pool events.
 
 Pure: building a workload does no I/O; ``PoolEvent.apply`` is the only call that
-touches a (fake) API, and ``_engine.run_workload`` makes it between ticks.
+touches a (fake) API, and ``_engine.run_workload`` makes it between ticks. The
+ejection settings the feedback loop runs with are here too: they are scaled to the
+run's simulated length, as the TTL is.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import Literal
 
 import attrs
 
+from linq_router.feedback import Ejection
 from linq_router.testing import FakeLinqServer
 
 __all__ = [
     "ERROR_RETRY",
+    "LOOP_EJECTION",
     "TICKS",
     "TICK_SECONDS",
     "TTL",
@@ -33,7 +38,14 @@ TTL = 30.0
 ERROR_RETRY = 5.0
 """Simulated seconds between refreshes while they fail (one tick)."""
 
-EventKind = Literal["reputation", "status", "3006"]
+LOOP_EJECTION = Ejection(ineligible_time=60.0)
+"""How the feedback loop ejects in a run: the library's defaults, but a 2027 ejects a
+line for 60 s (doubling on repeats) rather than 300 s, which is half of a ten-minute
+run. Five failures in a row eject a line for 30 s x n, as by default."""
+
+EventKind = Literal["reputation", "status", "3006", "behaviour"]
+Behaviour = Literal["ok", "ineligible", "failing"]
+"""What ``FakeLinqServer.set_line_behaviour`` takes."""
 
 
 @attrs.frozen
@@ -41,7 +53,10 @@ class PoolEvent:
     """A change to the demo pool at the start of ``tick``, as real pools change.
 
     ``kind`` is ``"reputation"`` or ``"status"`` (``line`` gets ``value``), or
-    ``"3006"``: the next ``times`` list requests answer Linq's internal error.
+    ``"3006"``: the next ``times`` list requests answer Linq's internal error, or
+    ``"behaviour"``: sends from ``line`` answer as ``value`` says from now on
+    (``"ineligible"``: 403 / 2027, ``"failing"``: 500 / 3006, ``"ok"``), while the
+    list keeps showing the line as it was: only a send's answer tells.
     """
 
     tick: int
@@ -59,6 +74,21 @@ class PoolEvent:
             server.set_reputation(self.line, self.value)
         elif self.kind == "status" and self.line:
             server.set_status(self.line, self.value)
+        elif self.kind == "behaviour" and self.line:
+            server.set_line_behaviour(self.line, _behaviour(self.value))
+
+    @property
+    def hidden(self) -> bool:
+        """True for a change the line list does not show (a line's send behaviour)."""
+        return self.kind == "behaviour"
+
+
+def _behaviour(value: str | None) -> Behaviour:
+    if value == "ineligible":
+        return "ineligible"
+    if value == "failing":
+        return "failing"
+    return "ok"
 
 
 def demo_events(rng: random.Random, ticks: int = TICKS) -> tuple[PoolEvent, ...]:
@@ -66,7 +96,9 @@ def demo_events(rng: random.Random, ticks: int = TICKS) -> tuple[PoolEvent, ...]
 
     The lines are those of ``sample_pool()``; the seed moves each event by a few ticks.
     Three 3006s in a row outlast the client's three attempts, so one refresh fails and
-    the registry serves its last good snapshot until the next try succeeds.
+    the registry serves its last good snapshot until the next try succeeds. Two
+    HEALTHY lines go ineligible for a while and one starts failing, then they come
+    back; the list shows them HEALTHY and ACTIVE throughout.
     """
 
     def at(fraction: float) -> int:
@@ -110,10 +142,32 @@ def demo_events(rng: random.Random, ticks: int = TICKS) -> tuple[PoolEvent, ...]
                 PoolEvent(
                     at(0.88), "status", "+15125550110 is ACTIVE again", "+15125550110", "ACTIVE"
                 ),
+                # Drawn after the events above, so that adding them moved none of those.
+                *_send_behaviours(at),
             ),
             key=lambda e: e.tick,
         )
     )
+
+
+def _send_behaviours(at: Callable[[float], int]) -> tuple[PoolEvent, ...]:
+    """Lines whose sends go wrong mid-run and come right again: (start, end) each."""
+    # Five ticks or more from each other and from the script's other events (each is
+    # moved by up to two), so that no two marks on the report's time axis overlap.
+    script = (
+        ("+12125550102", "ineligible", 0.20, 0.47),
+        ("+14155550104", "failing", 0.51, 0.60),
+        ("+17135550107", "ineligible", 0.70, 0.933),
+    )
+    events = []
+    for line, behaviour, start, end in script:
+        answer = "403/2027" if behaviour == "ineligible" else "500/3006"
+        verb = "goes ineligible" if behaviour == "ineligible" else "starts failing"
+        again = "is eligible again" if behaviour == "ineligible" else "sends normally again"
+        label = f"{line} {verb} ({answer}; still listed HEALTHY)"
+        events.append(PoolEvent(at(start), "behaviour", label, line, behaviour))
+        events.append(PoolEvent(at(end), "behaviour", f"{line} {again}", line, "ok"))
+    return tuple(events)
 
 
 _AREA_CODES = (202, 212, 305, 312, 415, 512, 617, 713, 206, 310)
