@@ -17,7 +17,13 @@ import pytest
 
 from linq_router import Reputation
 from linq_router.simulate._engine import run_specs
-from linq_router.simulate._html import BAR_COLOR, REPUTATION_HEX, render_html
+from linq_router.simulate._html import (
+    BAR_COLOR,
+    EJECTED_HEX,
+    REPUTATION_HEX,
+    RETURNED_HEX,
+    render_html,
+)
 from linq_router.simulate._results import RunResult
 from linq_router.simulate._workload import TICK_SECONDS, make_workload
 
@@ -221,6 +227,54 @@ def test_reputation_strips_have_a_time_axis_with_the_pool_events(
                 assert float(marker.attrs["x2"]) == pytest.approx(expected, abs=0.5)
 
 
+def test_ejections_are_bands_over_their_lines_strips(results: list[RunResult]) -> None:
+    """Each run's ejections sit on its own line's strip, from start to return, with a mark."""
+    page = parse(render_html(results))
+    for chart, result in zip(_charts(page, "lines"), results, strict=True):
+        assert result.ejections
+        ticks = len(result.lines[0].reputations)
+        labels = {n.own_text.strip(): n for n in chart.walk() if n.tag == "text"}
+        x0, x1 = (
+            float(labels["0s"].attrs["x"]),
+            float(labels[f"{ticks * TICK_SECONDS:.0f}s"].attrs["x"]),
+        )
+        bands = [n for n in chart.walk() if n.tag == "rect" and "ejected" in n.classes()]
+        marks = [n for n in chart.walk() if n.tag == "line" and "returned" in n.classes()]
+        assert len(bands) == len(result.ejections)
+        assert len(marks) == sum(p.end is not None for p in result.ejections)
+        for band, period in zip(bands, result.ejections, strict=True):
+            assert band.attrs["fill"] == EJECTED_HEX
+            row_y = float(labels[period.line].attrs["y"]) - 13  # the row's label baseline
+            assert float(band.attrs["y"]) == pytest.approx(row_y + 4)
+            end = ticks if period.end is None else period.end
+            assert float(band.attrs["x"]) == pytest.approx(
+                x0 + (x1 - x0) * period.start / ticks, abs=0.5
+            )
+            right = float(band.attrs["x"]) + float(band.attrs["width"])
+            assert right == pytest.approx(x0 + (x1 - x0) * end / ticks, abs=0.5)
+            assert period.line in band.all_text()
+
+
+def test_figures_compare_the_loop_with_the_naive_worker(results: list[RunResult]) -> None:
+    """The table's ineligible row shows each run's hits beside the naive worker's."""
+    page = parse(render_html(results))
+    rows = {
+        r.children[0].all_text(): [c.all_text() for c in r.children[1:]]
+        for r in page.walk()
+        if r.tag == "tr"
+    }
+    cells = rows["sends that hit an ineligible line (403/2027)"]
+    for cell, result in zip(cells, results, strict=True):
+        assert result.sending is not None
+        assert result.naive is not None
+        assert result.naive.sending is not None
+        assert (
+            cell == f"{result.sending.ineligible} (naive worker: {result.naive.sending.ineligible})"
+        )
+    legend = " ".join(label for _, label in _legend_items(page))
+    assert "ejected by the feedback loop (a 2027: 60 s" in legend
+
+
 def test_charts_scale_down_with_the_window(results: list[RunResult]) -> None:
     """Every chart has a viewBox and CSS that lets it shrink to the page's width."""
     text = render_html(results)
@@ -356,6 +410,9 @@ def test_report_renders_its_charts_in_headless_chromium(page: Path, tmp_path: Pa
     assert pixels[_rgb(BAR_COLOR)] > 20_000
     for reputation in (Reputation.HEALTHY, Reputation.AT_RISK, Reputation.CRITICAL):
         assert pixels[_rgb(REPUTATION_HEX[reputation])] > 2_000, reputation
+    # The feedback loop's ejections: bands 8 px high, a few dozen wide, in each section.
+    assert pixels[_rgb(EJECTED_HEX)] > 1_000
+    assert pixels[_rgb(RETURNED_HEX)] > 50
 
 
 # Written into the page by the narrow-window test only: once laid out, the page says how
