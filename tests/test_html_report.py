@@ -396,12 +396,12 @@ def test_report_renders_its_charts_in_headless_chromium(page: Path, tmp_path: Pa
 
     shot = tmp_path / "report.png"
     run = _chromium(
-        browser, tmp_path / "profile-shot", f"--screenshot={shot}", "--window-size=1200,2000", url
+        browser, tmp_path / "profile-shot", f"--screenshot={shot}", "--window-size=1200,2800", url
     )
     assert run.returncode == 0, run.stderr[-2000:]
     assert "Uncaught" not in run.stderr, run.stderr[-2000:]
     width, height, rows = _decode_png(shot.read_bytes())
-    assert (width, height) == (1200, 2000)
+    assert (width, height) == (1200, 2800)
     pixels: Counter[tuple[int, int, int]] = Counter()
     for row in rows:
         pixels.update(zip(row[0::3], row[1::3], row[2::3], strict=True))

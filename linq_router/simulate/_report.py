@@ -228,7 +228,7 @@ def _send_rows(result: RunResult) -> list[tuple[str, RenderableType]]:
         ("to an ineligible line", ineligible),
         (
             "to a failing line",
-            _versus(result, lambda s: s.failing, "sends answered 5xx, never resent"),
+            _versus(result, lambda s: s.failing, "sends hit a failing line, none resent"),
         ),
         ("repicks", _versus(result, lambda s: s.repicks, "resends on a new pick after a 2027")),
         ("lost sends", _versus(result, lambda s: s.lost, "never accepted")),

@@ -152,12 +152,13 @@ def demo_events(rng: random.Random, ticks: int = TICKS) -> tuple[PoolEvent, ...]
 
 def _send_behaviours(at: Callable[[float], int]) -> tuple[PoolEvent, ...]:
     """Lines whose sends go wrong mid-run and come right again: (start, end) each."""
-    # Five ticks or more from each other and from the script's other events (each is
-    # moved by up to two), so that no two marks on the report's time axis overlap.
+    # Each five ticks or more from the others and from the script's other events (the
+    # seed moves each by up to two), so no two fall on the same tick; the failing
+    # stretch is long enough for five failures in a row to matter.
     script = (
-        ("+12125550102", "ineligible", 0.20, 0.47),
-        ("+14155550104", "failing", 0.51, 0.60),
-        ("+17135550107", "ineligible", 0.70, 0.933),
+        ("+12125550102", "ineligible", 0.20, 0.467),
+        ("+14155550104", "failing", 0.508, 0.70),
+        ("+17135550107", "ineligible", 0.742, 0.933),
     )
     events = []
     for line, behaviour, start, end in script:
