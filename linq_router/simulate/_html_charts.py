@@ -42,13 +42,15 @@ REPUTATION_HEX = {
 BAR_COLOR = "#1f77b4"
 """The colour of the share-of-picks bars."""
 ABSENT = "#dddddd"
+"""A strip's colour where the line was not in the pool."""
 EVENT = "#333333"
+"""The colour of the pool events' marks."""
 FLAGGED_OPACITY = "0.35"
+"""How strongly a FLAGGED stretch of a strip shows its reputation colour."""
 EJECTED_HEX = "#17becf"
 """The band drawn over a strip where the feedback loop had ejected the line."""
 RETURNED_HEX = "#0b5d66"
 """The tick that marks where an ejected line came back."""
-"""How strongly a FLAGGED stretch of a strip shows its reputation colour."""
 
 # The lines chart, in viewBox units (CSS pixels when the window is wide enough): a
 # label column, the reputation strips, then the share bars and their values.

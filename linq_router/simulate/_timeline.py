@@ -27,7 +27,9 @@ __all__ = [
     "GLYPH",
     "REPUTATION_COLOR",
     "RETURNED_GLYPH",
+    "TIMELINE_WIDTH",
     "Cell",
+    "Mark",
     "ejection_note",
     "legend",
     "periods_text",
@@ -41,6 +43,7 @@ REPUTATION_COLOR = {
     Reputation.CRITICAL: "red",
     Reputation.UNKNOWN: "magenta",
 }
+"""The terminal colour of each reputation."""
 GLYPH = {
     Reputation.HEALTHY: "█",
     Reputation.AT_RISK: "▒",
@@ -54,8 +57,10 @@ RETURNED_GLYPH = "+"
 """The stretch in which the line came back from an ejection and stayed back."""
 _LOOP_STYLE = "bold cyan"
 TIMELINE_WIDTH = 30
+"""Cells in a row's timeline."""
 
 Mark = Literal["ejected", "returned"] | None
+"""The feedback loop's mark on a cell, if any."""
 
 
 @attrs.frozen

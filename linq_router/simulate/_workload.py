@@ -44,6 +44,7 @@ line for 60 s (doubling on repeats) rather than 300 s, which is half of a ten-mi
 run. Five failures in a row eject a line for 30 s x n, as by default."""
 
 EventKind = Literal["reputation", "status", "3006", "behaviour"]
+"""What a ``PoolEvent`` changes."""
 Behaviour = Literal["ok", "ineligible", "failing"]
 """What ``FakeLinqServer.set_line_behaviour`` takes."""
 
