@@ -10,11 +10,13 @@ import logging
 from ._client import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL, AsyncLinqClient, LinqClient
 from ._errors import (
     AuthenticationError,
+    BudgetExhaustedError,
     LinqAPIError,
     LinqConnectionError,
     LinqResponseError,
     LinqRouterError,
     NoEligibleNumberError,
+    PairLimitedError,
     PolicySpecError,
     RateLimitError,
     RegistryUnavailableError,
@@ -25,6 +27,7 @@ from ._pick import PURPOSES, Explanation, Pick, PickContext, Stage
 from ._registry import AsyncRegistry, Registry, SnapshotListener
 from ._router import AsyncRouter, AsyncSnapshotSource, Router, SnapshotSource, voice_memo_policy
 from .feedback import Ejected, Ejection, LineEvent, Outcome, SlowStart, Verdict, classify
+from .pacing import Budget, Pacing
 from .policies import DEFAULT_POLICY, Policy
 
 # A library logs, the application decides where to: without this, warnings would go
@@ -42,6 +45,8 @@ __all__ = [
     "AsyncRouter",
     "AsyncSnapshotSource",
     "AuthenticationError",
+    "Budget",
+    "BudgetExhaustedError",
     "Ejected",
     "Ejection",
     "Explanation",
@@ -55,6 +60,8 @@ __all__ = [
     "LinqRouterError",
     "NoEligibleNumberError",
     "Outcome",
+    "Pacing",
+    "PairLimitedError",
     "PhoneNumber",
     "Pick",
     "PickContext",

@@ -12,6 +12,8 @@ The tree::
     │   ├── LinqResponseError        a 2xx answer whose body is not the documented shape
     │   └── RegistryUnavailableError the registry has no snapshot it may serve
     ├── NoEligibleNumberError        a policy found no line it may send from (a LookupError)
+    │   └── BudgetExhaustedError     every line it could use is out of budget; ``retry_at``
+    ├── PairLimitedError             the sender-recipient pair is at its limit; ``retry_after``
     └── PolicySpecError              a policy spec or plugin registration is wrong (a ValueError)
 
 ``RegistryUnavailableError`` raised at a cold start (no snapshot was ever fetched) is
@@ -31,11 +33,13 @@ from typing import Any
 
 __all__ = [
     "AuthenticationError",
+    "BudgetExhaustedError",
     "LinqAPIError",
     "LinqConnectionError",
     "LinqResponseError",
     "LinqRouterError",
     "NoEligibleNumberError",
+    "PairLimitedError",
     "PolicySpecError",
     "RateLimitError",
     "RegistryUnavailableError",
@@ -179,6 +183,62 @@ class NoEligibleNumberError(LinqRouterError, LookupError):
     """
 
     ejected: tuple[Any, ...] = ()
+
+
+class BudgetExhaustedError(NoEligibleNumberError):
+    """Every line the policy could use is out of budget (see ``Pacing``).
+
+    ``retry_at`` is the earliest time a line has room again, on the router's clock;
+    ``resets`` maps each line (E.164) that was out to the time it has room again.
+    ``Router.pick(..., wait=seconds)`` waits for room instead of raising, up to that
+    bound.
+
+    .. versionadded:: 0.3
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_at: float,
+        resets: dict[str, float] | None = None,
+        ejected: tuple[Any, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.retry_at = retry_at
+        self.resets: dict[str, float] = dict(resets or {})
+        self.ejected = ejected
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_plain, (type(self), self.args, self.__dict__))
+
+
+class PairLimitedError(LinqRouterError):
+    """A send would go over the sender-recipient pair limit (30 messages per 60 s).
+
+    Raised by ``linq_router.sdk.Sender`` before any request is made. ``retry_after``
+    is how many seconds until the pair has room; ``line`` and ``to`` name the pair.
+
+    .. versionadded:: 0.3
+    """
+
+    def __init__(self, message: str, *, retry_after: float, line: str, to: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.line = line
+        self.to = to
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_plain, (type(self), self.args, self.__dict__))
+
+
+def _rebuild_plain(
+    cls: type[Exception], args: tuple[Any, ...], state: dict[str, Any]
+) -> Exception:
+    err = cls.__new__(cls)
+    Exception.__init__(err, *args)
+    err.__dict__.update(state)
+    return err
 
 
 class PolicySpecError(LinqRouterError, ValueError):

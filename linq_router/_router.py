@@ -11,18 +11,19 @@ caller wait. A warm pick takes no lock of its own.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, TypeVar
 
-from ._arguments import check_callable, shown
-from ._errors import NoEligibleNumberError
+from ._arguments import check_callable, check_seconds, shown
+from ._errors import BudgetExhaustedError, NoEligibleNumberError
 from ._models import PhoneNumber, Snapshot
 from ._pick import _NO_RECIPIENT, PURPOSES, Pick, PickContext, make_context
-from ._serving import Served, _MustWait, _Serving
+from ._serving import Served, _Interim, _MustWait, _Serving, pick_avoiding
 from .feedback import (
     Ejected,
     Ejection,
@@ -34,6 +35,8 @@ from .feedback import (
     classify,
     outcome_of,
 )
+from .pacing import AsyncPacer, Budget, Pacer, PacerCore, Pacing
+from .pacing._pacer import Plan
 from .policies import DEFAULT_POLICY, Pinnable, Policy, as_policy
 from .policies._static import PreferIMessage
 
@@ -46,18 +49,26 @@ _debug_enabled = logger.isEnabledFor
 PolicyLike = Policy | str | object
 """A ``Policy``, a spec string, or a bare selector."""
 
+T = TypeVar("T")
+# The shortest nap of a pick that waits for a budget (its clock may not be the wall's).
+_MIN_NAP = 0.01
+
 EventListener = Callable[[LineEvent], object]
 """``Router(on_event=...)``: called with each ``LineEvent`` (ejections and returns)."""
 
 
 class _Default:
-    """The default ``ejection``: ``Ejection()``, on."""
+    """A default that is on: ``Ejection()``, ``Pacing()``."""
+
+    def __init__(self, shown: str) -> None:
+        self.shown = shown
 
     def __repr__(self) -> str:
-        return "Ejection()"
+        return self.shown
 
 
-_DEFAULT_EJECTION = _Default()
+_DEFAULT_EJECTION = _Default("Ejection()")
+_DEFAULT_PACING = _Default("Pacing()")
 
 
 class SnapshotSource(Protocol):
@@ -102,6 +113,34 @@ def voice_memo_policy(policy: Policy) -> Policy:
     return Policy(tuple(filters), policy.selector)
 
 
+class _Avoid:
+    """Lines a paced pick must not take: those tried this pick, and the masked ones."""
+
+    __slots__ = ("masked", "tried")
+
+    def __init__(self, tried: dict[str, float], masked: frozenset[str]) -> None:
+        self.tried = tried
+        self.masked = masked
+
+    def __contains__(self, line_id: object) -> bool:
+        return line_id in self.tried or line_id in self.masked
+
+
+def _exhausted(
+    message: str,
+    out: Mapping[str, float],
+    now: float,
+    ejected: tuple[Ejected, ...] = (),
+    returns: Mapping[str, float] | None = None,
+) -> BudgetExhaustedError:
+    """The error for lines out of budget (``out``: number -> when it has room)."""
+    retry_at = min([*out.values(), *(returns or {}).values()])
+    named = ", ".join(f"{n} (room in {max(0.0, u - now):.1f} s)" for n, u in sorted(out.items()))
+    return BudgetExhaustedError(
+        f"{message}; out of budget: {named}", retry_at=retry_at, resets=dict(out), ejected=ejected
+    )
+
+
 def _detail(outcome: OutcomeLike, verdict: Verdict) -> str:
     """What the report said, for an ejection's reason: "HTTP 403, code 2027"."""
     parts = outcome_of(outcome)
@@ -135,6 +174,8 @@ class _RouterCore(_Serving):
         slow_start: SlowStart | None = None,
         on_event: EventListener | None = None,
         clock: Callable[[], float] = time.monotonic,
+        pacing: Pacing | _Default | None = _DEFAULT_PACING,
+        pacer: type[PacerCore] = PacerCore,
     ) -> None:
         if not callable(getattr(registry, "snapshot", None)):
             msg = (
@@ -169,7 +210,13 @@ class _RouterCore(_Serving):
         tracker = None
         if ejection is not None or slow_start is not None:
             tracker = Tracker(ejection, slow_start, clock)
-        super().__init__(tracker)
+        if isinstance(pacing, _Default):
+            pacing = Pacing()
+        if pacing is not None and not isinstance(pacing, Pacing):
+            msg = f"pacing must be a Pacing or None, got {shown(pacing)}"
+            raise TypeError(msg)
+        self.pacing = pacing
+        super().__init__(tracker, None if pacing is None else pacer(pacing, clock))
         self._finalizer: weakref.finalize[[], object] | None = None
         subscribe = getattr(registry, "subscribe", None)
         if callable(subscribe):
@@ -188,25 +235,6 @@ class _RouterCore(_Serving):
     def policy(self) -> Policy:
         """The chat policy."""
         return self.policies["chat"]
-
-    def _pick(self, snapshot: Snapshot, ctx: PickContext) -> Pick:
-        compiled = self._compiled.get(ctx.purpose)
-        if compiled is None or compiled.version != snapshot.version:
-            compiled = self._served_for(snapshot, ctx.purpose)
-        try:
-            try:
-                pick = compiled.pick(ctx)
-            except _MustWait:
-                pick = self._after_must_wait(snapshot, ctx.purpose).pick(ctx)
-        except NoEligibleNumberError as error:
-            better = self._no_line(error)
-            if better is None:
-                raise
-            raise better from error
-        # %s formatting: the explanation is rendered only if DEBUG is on.
-        if _debug_enabled(logging.DEBUG):
-            logger.debug("pick for %s: %s", ctx.purpose, pick.explanation)
-        return pick
 
     # -- feedback ------------------------------------------------------------------------
 
@@ -227,13 +255,88 @@ class _RouterCore(_Serving):
 
     def _report(
         self, pick: Pick | str, outcome: OutcomeLike, to: str | Iterable[str] | None
-    ) -> Verdict:
-        """``report`` past its I/O edge: check ``to``, classify, apply the verdict."""
-        if to is not None:
-            make_context(to)
+    ) -> tuple[Verdict, Plan[bool] | None]:
+        """``report`` past its I/O edge: classify, apply the verdict; the budgets' plan."""
+        ctx = make_context(to) if to is not None else None
         verdict = classify(outcome)
         self._record(pick, outcome, verdict)
-        return verdict
+        pacer = self._pacer
+        if pacer is None or verdict not in (Verdict.SUCCESS, Verdict.PAIR_LIMITED):
+            return verdict, None
+        line = pick.number if isinstance(pick, Pick) else self._line_of(pick)
+        if line is None:
+            return verdict, None
+        paused = None
+        if verdict is Verdict.PAIR_LIMITED:
+            parts = outcome_of(outcome)
+            given = parts.retry_after if parts is not None else None
+            paused = float(given) if given is not None else pacer.pair_window()
+        handles = ctx.recipients if ctx is not None else ()
+        key = ctx.key if ctx is not None else None
+        return verdict, pacer.consume(line, True, handles, key, paused)
+
+    def _inbound_line(self, phone_number: str | PhoneNumber) -> PhoneNumber | None:
+        if isinstance(phone_number, PhoneNumber):
+            return phone_number
+        if not isinstance(phone_number, str):
+            msg = f"phone_number must be a line's E.164 number or id, got {shown(phone_number)}"
+            raise TypeError(msg)
+        line = self._line_of(phone_number)
+        if line is None and _debug_enabled(logging.DEBUG):
+            logger.debug("inbound on %s: not a line of the snapshot", shown(phone_number))
+        return line
+
+    def _pair_line(self, line: str | Pick | PhoneNumber) -> PhoneNumber | None:
+        if isinstance(line, PhoneNumber):
+            return line
+        return self._line_of(line)
+
+    def _budget_due(self) -> PacerCore | None:
+        """The pacer, when a line out of budget may have room again (its mark's time came)."""
+        pacer = self._pacer
+        if pacer is not None and pacer.excluded and pacer.clock() >= pacer.due:
+            return pacer
+        return None
+
+    def _after_plan(self, what: str, result: object) -> None:
+        """What a budgets plan's answer means: exclusions changed, so serve anew."""
+        if result is True:
+            self._refeed()
+
+    def _paced(self, pick: Pick, ctx: PickContext, served: Served) -> Plan[Pick]:
+        """``pick`` if its line may take it, else the next candidate that may (a plan).
+
+        Only runs while something is marked (``PacerCore.active``): line marks whose
+        time came are read again, then pair and new-conversation marks are checked for
+        what was chosen and, only when it is out, for the next candidates.
+        """
+        pacer = self._pacer
+        assert pacer is not None  # only called with pacing on
+        if pacer.clock() >= pacer.due and (yield from pacer.recheck()):
+            self._refeed()
+        if not (pacer.has_pair_marks() or (ctx.key is not None and pacer.has_new_marks())):
+            return pick
+        tried: dict[str, float] = {}
+        numbers: dict[str, str] = {}
+        base = served.base if isinstance(served, _Interim) else served
+        masked = served.masked if isinstance(served, _Interim) else frozenset()
+        avoid = _Avoid(tried, masked)
+        turn = itertools.count()
+        while True:
+            until = yield from pacer.blocked(pick.number, ctx)
+            if until is None:
+                return pick
+            tried[pick.number.id] = until
+            numbers[pick.number.id] = pick.phone_number
+            found = pick_avoiding(base, ctx, avoid, turn, "while others are out of budget")
+            if found is None:
+                raise _exhausted(
+                    f"every line for this recipient is out of budget (policy "
+                    f"{self.policy.name!r}, purpose {ctx.purpose!r})",
+                    {numbers[i]: u for i, u in tried.items()},
+                    self.clock(),
+                )
+            pick = found
 
     def _record(self, pick: Pick | str, outcome: OutcomeLike, verdict: Verdict) -> None:
         """Apply ``verdict`` (not a plain success) to the reported line."""
@@ -273,18 +376,29 @@ class _RouterCore(_Serving):
         return tracker.ejected()
 
     def _no_line(self, error: NoEligibleNumberError) -> NoEligibleNumberError | None:
-        """``error`` with the ejected lines named, or ``None`` when nothing is ejected."""
+        """``error`` naming the ejected lines and budgets, or ``None`` when none are out."""
+        if isinstance(error, BudgetExhaustedError):
+            return None
         ejected = self.ejections()
-        if not ejected:
+        pacer = self._pacer
+        out = pacer.marked_lines() if pacer is not None else {}
+        if not ejected and not out:
             return None
         now = self.clock()
-        named = "; ".join(
-            f"{e.line} ({e.verdict.value}: {e.reason}; returns in {max(0.0, e.until - now):.1f} s)"
-            for e in ejected
-        )
-        better = NoEligibleNumberError(f"{error}; ejected lines: {named}")
-        better.ejected = ejected
-        return better
+        message = str(error)
+        if ejected:
+            named = "; ".join(
+                f"{e.line} ({e.verdict.value}: {e.reason}; returns in "
+                f"{max(0.0, e.until - now):.1f} s)"
+                for e in ejected
+            )
+            message += f"; ejected lines: {named}"
+        if not out:
+            better = NoEligibleNumberError(message)
+            better.ejected = ejected
+            return better
+        returns = {e.line: e.until for e in ejected}
+        return _exhausted(message, out, now, ejected, returns)
 
     def _pinnables(self) -> list[Pinnable]:
         found: dict[int, Pinnable] = {}
@@ -365,6 +479,8 @@ class Router(_RouterCore):
     .. versionadded:: 0.1
     """
 
+    _pacer: Pacer | None
+
     def __init__(
         self,
         registry: SnapshotSource,
@@ -375,18 +491,31 @@ class Router(_RouterCore):
         slow_start: SlowStart | None = None,
         on_event: EventListener | None = None,
         clock: Callable[[], float] = time.monotonic,
+        pacing: Pacing | _Default | None = _DEFAULT_PACING,
     ) -> None:
-        super().__init__(registry, policy, policies, ejection, slow_start, on_event, clock)
+        super().__init__(
+            registry, policy, policies, ejection, slow_start, on_event, clock, pacing, Pacer
+        )
         self.registry = registry
 
-    def pick(self, to: str | Iterable[str] | None = None, *, purpose: str = "chat") -> Pick:
+    def pick(
+        self,
+        to: str | Iterable[str] | None = None,
+        *,
+        purpose: str = "chat",
+        wait: float | None = None,
+    ) -> Pick:
         """Choose a line for a message to ``to`` (a handle, several, or None).
 
         ``purpose`` is ``"chat"`` or ``"voice_memo"``. Raises ``ValueError`` for a bad
-        recipient or purpose and ``NoEligibleNumberError`` when no line may be used.
+        recipient or purpose and ``NoEligibleNumberError`` when no line may be used:
+        ``BudgetExhaustedError`` when every line is out of budget, unless ``wait``
+        (seconds) allows waiting for room.
         """
+        if wait:
+            return self._pick_waiting(to, purpose, wait)
         # The whole hot path, inlined: one registry call, one dict lookup, one
-        # comparison, the compiled pick, and a DEBUG check.
+        # comparison, the compiled pick, a flag, and a DEBUG check.
         ctx = _NO_RECIPIENT.get(purpose) if to is None else None
         if ctx is None:
             ctx = make_context(to, purpose)
@@ -398,8 +527,16 @@ class Router(_RouterCore):
             try:
                 pick = compiled.pick(ctx)
             except _MustWait:  # a new snapshot left the interim nothing: wait for its compile
-                pick = self._after_must_wait(snapshot, purpose).pick(ctx)
+                compiled = self._after_must_wait(snapshot, purpose)
+                pick = compiled.pick(ctx)
+            pacer = self._pacer
+            if pacer is not None and pacer.active:
+                pick = self._run(self._paced(pick, ctx, compiled), pick)
         except NoEligibleNumberError as error:
+            due = self._budget_due()
+            if due is not None and self._run(due.recheck(), False):
+                self._refeed()  # lines out of budget had room again: ask once more
+                return self.pick(to, purpose=purpose)
             better = self._no_line(error)
             if better is None:
                 raise
@@ -407,6 +544,29 @@ class Router(_RouterCore):
         if _debug_enabled(logging.DEBUG):
             logger.debug("pick for %s: %s", purpose, pick.explanation)
         return pick
+
+    def _pick_waiting(self, to: str | Iterable[str] | None, purpose: str, wait: float) -> Pick:
+        deadline = time.monotonic() + check_seconds("wait", wait)
+        while True:
+            try:
+                return self.pick(to, purpose=purpose)
+            except BudgetExhaustedError as error:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise
+                time.sleep(min(left, max(_MIN_NAP, error.retry_at - self.clock())))
+
+    def _run(self, plan: Plan[T], otherwise: T) -> T:
+        """Run a budgets plan; if the storage fails, log it and go on with ``otherwise``."""
+        pacer = self._pacer
+        assert pacer is not None
+        try:
+            return pacer.run(plan)
+        except NoEligibleNumberError:
+            raise
+        except Exception as error:  # a storage that fails must not fail the send
+            pacer.failed("a budget check", error)
+            return otherwise
 
     def report(
         self,
@@ -427,15 +587,53 @@ class Router(_RouterCore):
 
         .. versionadded:: 0.3
         """
-        if outcome is None and type(pick) is Pick and to is None:
-            # The hot path: a success, with nothing to reset in most cases.
+        if outcome is None and type(pick) is Pick and to is None and self._pacer is None:
+            # The hot path without pacing: a success, with nothing to reset in most cases.
             tracker = self._tracker
             if tracker is not None and tracker.watching:
                 tracker.success(pick.number.id)
             return Verdict.SUCCESS
         if self._latest is None and isinstance(pick, str):  # nothing picked yet: read lines
             self._served_for(self.registry.snapshot(), "chat")
-        return self._report(pick, outcome, to)
+        verdict, plan = self._report(pick, outcome, to)
+        if plan is not None:
+            self._after_plan("report", self._run(plan, False))
+        return verdict
+
+    def record_inbound(self, phone_number: str | PhoneNumber) -> None:
+        """An inbound message arrived on ``phone_number``: it counts in its daily budget.
+
+        .. versionadded:: 0.3
+        """
+        line = self._inbound_line(phone_number)
+        if line is not None and self._pacer is not None:
+            self._after_plan("inbound", self._run(self._pacer.inbound(line), False))
+
+    def budgets(self) -> tuple[Budget, ...]:
+        """Each line's use of each of its budgets (``Budget``), for dashboards.
+
+        .. versionadded:: 0.3
+        """
+        pacer = self._pacer
+        if pacer is None:
+            return ()
+        snapshot = self._latest or self.registry.snapshot()
+        return pacer.run(pacer.budgets(snapshot.numbers))
+
+    def pair_retry_after(
+        self, line: str | Pick | PhoneNumber, to: str | Iterable[str]
+    ) -> float | None:
+        """Seconds until ``line`` may send to ``to`` again (the pair limit), or ``None``.
+
+        ``linq_router.sdk.Sender`` asks this before each send.
+
+        .. versionadded:: 0.3
+        """
+        pacer = self._pacer
+        number = self._pair_line(line)
+        if pacer is None or number is None:
+            return None
+        return self._run(pacer.pair_wait(number, make_context(to).recipients), None)
 
     def pin(self, to: str | Iterable[str], line: str | PhoneNumber) -> str:
         """Make ``line`` (id, number or ``PhoneNumber``) the conversation's line; its id.
@@ -466,6 +664,8 @@ class AsyncRouter(_RouterCore):
     .. versionadded:: 0.1
     """
 
+    _pacer: AsyncPacer | None
+
     def __init__(
         self,
         registry: AsyncSnapshotSource,
@@ -476,12 +676,23 @@ class AsyncRouter(_RouterCore):
         slow_start: SlowStart | None = None,
         on_event: EventListener | None = None,
         clock: Callable[[], float] = time.monotonic,
+        pacing: Pacing | _Default | None = _DEFAULT_PACING,
     ) -> None:
-        super().__init__(registry, policy, policies, ejection, slow_start, on_event, clock)
+        super().__init__(
+            registry, policy, policies, ejection, slow_start, on_event, clock, pacing, AsyncPacer
+        )
         self.registry = registry
 
-    async def pick(self, to: str | Iterable[str] | None = None, *, purpose: str = "chat") -> Pick:
+    async def pick(
+        self,
+        to: str | Iterable[str] | None = None,
+        *,
+        purpose: str = "chat",
+        wait: float | None = None,
+    ) -> Pick:
         """Choose a line for a message to ``to``; see ``Router.pick``."""
+        if wait:
+            return await self._pick_waiting(to, purpose, wait)
         ctx = _NO_RECIPIENT.get(purpose) if to is None else None
         if ctx is None:
             ctx = make_context(to, purpose)
@@ -493,9 +704,16 @@ class AsyncRouter(_RouterCore):
             try:
                 pick = compiled.pick(ctx)
             except _MustWait:
-                served = await asyncio.to_thread(self._after_must_wait, snapshot, purpose)
-                pick = served.pick(ctx)
+                compiled = await asyncio.to_thread(self._after_must_wait, snapshot, purpose)
+                pick = compiled.pick(ctx)
+            pacer = self._pacer
+            if pacer is not None and pacer.active:
+                pick = await self._run(self._paced(pick, ctx, compiled), pick)
         except NoEligibleNumberError as error:
+            due = self._budget_due()
+            if due is not None and await self._run(due.recheck(), False):
+                self._refeed()
+                return await self.pick(to, purpose=purpose)
             better = self._no_line(error)
             if better is None:
                 raise
@@ -512,14 +730,66 @@ class AsyncRouter(_RouterCore):
         to: str | Iterable[str] | None = None,
     ) -> Verdict:
         """Record what happened to a send from ``pick``'s line; see ``Router.report``."""
-        if outcome is None and type(pick) is Pick and to is None:
+        if outcome is None and type(pick) is Pick and to is None and self._pacer is None:
             tracker = self._tracker
             if tracker is not None and tracker.watching:
                 tracker.success(pick.number.id)
             return Verdict.SUCCESS
         if self._latest is None and isinstance(pick, str):
             await self._aserved_for(await self.registry.snapshot(), "chat")
-        return self._report(pick, outcome, to)
+        verdict, plan = self._report(pick, outcome, to)
+        if plan is not None:
+            self._after_plan("report", await self._run(plan, False))
+        return verdict
+
+    async def _pick_waiting(
+        self, to: str | Iterable[str] | None, purpose: str, wait: float
+    ) -> Pick:
+        deadline = time.monotonic() + check_seconds("wait", wait)
+        while True:
+            try:
+                return await self.pick(to, purpose=purpose)
+            except BudgetExhaustedError as error:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise
+                await asyncio.sleep(min(left, max(_MIN_NAP, error.retry_at - self.clock())))
+
+    async def _run(self, plan: Plan[T], otherwise: T) -> T:
+        """Run a budgets plan; see ``Router._run``."""
+        pacer = self._pacer
+        assert pacer is not None
+        try:
+            return await pacer.run(plan)
+        except NoEligibleNumberError:
+            raise
+        except Exception as error:
+            pacer.failed("a budget check", error)
+            return otherwise
+
+    async def record_inbound(self, phone_number: str | PhoneNumber) -> None:
+        """An inbound message arrived on ``phone_number``; see ``Router.record_inbound``."""
+        line = self._inbound_line(phone_number)
+        if line is not None and self._pacer is not None:
+            self._after_plan("inbound", await self._run(self._pacer.inbound(line), False))
+
+    async def budgets(self) -> tuple[Budget, ...]:
+        """Each line's use of each of its budgets; see ``Router.budgets``."""
+        pacer = self._pacer
+        if pacer is None:
+            return ()
+        snapshot = self._latest or await self.registry.snapshot()
+        return await pacer.run(pacer.budgets(snapshot.numbers))
+
+    async def pair_retry_after(
+        self, line: str | Pick | PhoneNumber, to: str | Iterable[str]
+    ) -> float | None:
+        """Seconds until ``line`` may send to ``to`` again; see ``Router.pair_retry_after``."""
+        pacer = self._pacer
+        number = self._pair_line(line)
+        if pacer is None or number is None:
+            return None
+        return await self._run(pacer.pair_wait(number, make_context(to).recipients), None)
 
     async def _aserved_for(self, snapshot: Snapshot, purpose: str) -> Served:
         # Masking is cheap and runs here; a first compile runs in a thread, so that the

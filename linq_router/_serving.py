@@ -23,17 +23,18 @@ import itertools
 import logging
 import math
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Container, Iterator, Mapping
 
 from ._errors import NoEligibleNumberError
 from ._fork import renew_after_fork
 from ._models import PhoneNumber, Snapshot
 from ._pick import Explanation, Pick, PickContext, Stage
 from .feedback import LineEvent, Tracker, eligible
+from .pacing import PacerCore
 from .policies import NO_ADJUSTMENTS, Adjustments, CompiledPolicy, Policy, compile_policy
-from .policies._adjust import ejection_stage
+from .policies._adjust import FIRST_STAGES, ejection_stage
 
-__all__ = ["_MustWait", "_Serving"]
+__all__ = ["_MustWait", "_Serving", "pick_avoiding"]
 
 logger = logging.getLogger("linq_router")
 
@@ -105,7 +106,7 @@ class _Interim:
         if stage is None:
             return pick
         stages = pick.explanation.stages
-        if stages and stages[0].name == stage.name:
+        if stages and stages[0].name in FIRST_STAGES:
             stages = stages[1:]
         explanation = Explanation((stage, *stages), pick.explanation.choice)
         return Pick(pick.phone_number, pick.number, pick.policy, explanation, pick.purpose)
@@ -118,23 +119,10 @@ class _Interim:
             raise _MustWait from None
         if pick.number.id not in masked:
             return self._explained(pick)
-        leaf = self.base.leaf_for(ctx)
-        avoiding = getattr(leaf.selector, "pick_avoiding", None)
-        if callable(avoiding):
-            found = avoiding(ctx, masked)
-            if isinstance(found, Pick):
-                return self._explained(found)
-        for _ in range(min(_RETRIES, len(leaf.group.lines))):
-            pick = self.base.pick(ctx)
-            if pick.number.id not in masked:
-                return self._explained(pick)
-        lines = [line for line in leaf.group.lines if line.id not in masked]
-        if not lines:
+        found = pick_avoiding(self.base, ctx, masked, self._turn, "while the change compiles")
+        if found is None:
             raise _MustWait
-        line = lines[next(self._turn) % len(lines)]
-        return self._explained(
-            leaf.group.make_pick(line, f"chose {line.phone_number} while the change compiles")
-        )
+        return self._explained(found)
 
     def candidates(self, ctx: PickContext) -> tuple[PhoneNumber, ...]:
         """The lines the filters kept for ``ctx``, less the masked ones."""
@@ -144,13 +132,48 @@ class _Interim:
 Served = CompiledPolicy | _Interim
 
 
+def pick_avoiding(
+    compiled: CompiledPolicy,
+    ctx: PickContext,
+    avoid: Container[str],
+    turn: Iterator[int],
+    why: str,
+) -> Pick | None:
+    """A pick of ``compiled`` for ``ctx`` that is not a line in ``avoid``, or ``None``.
+
+    A sticky selector walks its ring past them (the answer it gives once they are
+    gone); a rotation is asked for its next turns; as a last resort another line of
+    the same group is taken in turn (``turn``), explained as chosen ``why``.
+    """
+    leaf = compiled.leaf_for(ctx)
+    avoiding = getattr(leaf.selector, "pick_avoiding", None)
+    if callable(avoiding):
+        found = avoiding(ctx, avoid)
+        if isinstance(found, Pick):
+            return found
+    try:
+        for _ in range(min(_RETRIES, len(leaf.group.lines))):
+            pick = compiled.pick(ctx)
+            if pick.number.id not in avoid:
+                return pick
+    except NoEligibleNumberError:
+        return None
+    lines = [line for line in leaf.group.lines if line.id not in avoid]
+    if not lines:
+        return None
+    line = lines[next(turn) % len(lines)]
+    return leaf.group.make_pick(line, f"chose {line.phone_number} {why}")
+
+
 class _Serving:
     """Per purpose: the compiled policy picks use, and the worker that replaces it."""
 
     policies: Mapping[str, Policy]
 
-    def __init__(self, tracker: Tracker | None = None) -> None:
+    def __init__(self, tracker: Tracker | None = None, pacer: PacerCore | None = None) -> None:
         self._tracker = tracker
+        self._pacer = pacer
+        self._merged: tuple[Adjustments, dict[str, str], Adjustments] | None = None
         self._queued: list[LineEvent] = []
         self._latest: Snapshot | None = None  # the newest snapshot seen
         # Replaced wholesale under the lock, read without it: a pick sees either the old
@@ -186,8 +209,22 @@ class _Serving:
         return self._interim_locked(base, snapshot, purpose) if base is not None else None
 
     def _adjustments(self) -> Adjustments:
-        tracker = self._tracker
-        return NO_ADJUSTMENTS if tracker is None else tracker.adjustments
+        """What the feedback and the budgets change in a compile, now."""
+        tracker, pacer = self._tracker, self._pacer
+        adjust = NO_ADJUSTMENTS if tracker is None else tracker.adjustments
+        if pacer is None or not pacer.excluded:
+            return adjust
+        out = pacer.excluded
+        merged = self._merged
+        if merged is not None and merged[0] is adjust and merged[1] is out:
+            return merged[2]
+        both = Adjustments(
+            {**adjust.excluded, **out},
+            adjust.factors,
+            {**adjust.reasons, **dict.fromkeys(out, "out of budget")},
+        )
+        self._merged = (adjust, out, both)
+        return both
 
     def _observe(self, snapshot: Snapshot) -> None:
         """Tell the feedback about a snapshot (O(changed)); announce what it did."""
@@ -422,7 +459,7 @@ def _serves(served: Served, snapshot: Snapshot, adjust: Adjustments) -> bool:
 def _ejection_stage(adjust: Adjustments, snapshot: Snapshot) -> Stage | None:
     """The first stage a full compile with ``adjust`` would give (for interim picks)."""
     present = sum(1 for i in adjust.excluded if _line(snapshot, i) is not None)
-    return ejection_stage(adjust.excluded, snapshot, len(snapshot.numbers) - present)
+    return ejection_stage(adjust, snapshot, len(snapshot.numbers) - present)
 
 
 def _line(snapshot: Snapshot, line_id: str) -> PhoneNumber | None:

@@ -15,9 +15,12 @@ from hypothesis import strategies as st
 import linq_router
 from linq_router import (
     AuthenticationError,
+    BudgetExhaustedError,
     LinqAPIError,
     LinqClient,
     LinqRouterError,
+    NoEligibleNumberError,
+    PairLimitedError,
     RateLimitError,
     Registry,
     RegistryUnavailableError,
@@ -40,17 +43,20 @@ API_ERRORS = [cls for cls in EXPORTED if issubclass(cls, LinqAPIError)]
 COMBINED = [_unavailable_because(cls) for cls in API_ERRORS]
 
 FIELDS = ("message", "status", "code", "doc_url", "retry_after")
+WITH_FIELDS = (BudgetExhaustedError, PairLimitedError)  # keyword fields: pickled below
 
 
 def test_the_exported_errors_are_the_documented_tree() -> None:
     """The property tests below cover every error class linq_router exports."""
     assert {cls.__name__ for cls in EXPORTED} == {
         "AuthenticationError",
+        "BudgetExhaustedError",
         "LinqAPIError",
         "LinqConnectionError",
         "LinqResponseError",
         "LinqRouterError",
         "NoEligibleNumberError",
+        "PairLimitedError",
         "PolicySpecError",
         "RateLimitError",
         "RegistryUnavailableError",
@@ -93,7 +99,7 @@ def test_api_errors_pickle_to_the_same_class_and_fields(
 
 
 @given(
-    cls=st.sampled_from([c for c in EXPORTED if not issubclass(c, LinqAPIError)]),
+    cls=st.sampled_from([c for c in EXPORTED if not issubclass(c, (LinqAPIError, *WITH_FIELDS))]),
     message=st.text(max_size=80),
 )
 def test_other_errors_pickle_to_the_same_class_and_message(
@@ -103,6 +109,31 @@ def test_other_errors_pickle_to_the_same_class_and_message(
     back = pickle.loads(pickle.dumps(cls(message)))
     assert type(back) is cls
     assert str(back) == message
+
+
+@given(
+    message=st.text(max_size=40),
+    retry=st.floats(allow_nan=False, allow_infinity=False),
+    protocol=st.integers(0, pickle.HIGHEST_PROTOCOL),
+)
+def test_budget_and_pair_errors_pickle_with_their_fields(
+    message: str, retry: float, protocol: int
+) -> None:
+    """BudgetExhaustedError and PairLimitedError keep their fields across processes."""
+    budget = BudgetExhaustedError(message, retry_at=retry, resets={"+12025550100": retry})
+    back = pickle.loads(pickle.dumps(budget, protocol))
+    assert type(back) is BudgetExhaustedError
+    assert (str(back), back.retry_at, back.resets) == (message, retry, budget.resets)
+    assert isinstance(back, NoEligibleNumberError)
+    pair = PairLimitedError(message, retry_after=retry, line="+1", to=("+2",))
+    again = pickle.loads(pickle.dumps(pair, protocol))
+    assert (type(again), str(again), again.retry_after, again.line, again.to) == (
+        PairLimitedError,
+        message,
+        retry,
+        "+1",
+        ("+2",),
+    )
 
 
 @given(

@@ -460,7 +460,7 @@ def compile_policy(
         if excluded:
             given = {i: line for i, line in given.items() if i not in excluded}
     compiler = _Compiler(policy, selector, purpose, previous, changed is not None, adjust.factors)
-    ejected = ejection_stage(excluded, snapshot, len(given)) if excluded else None
+    ejected = ejection_stage(adjust, snapshot, len(given)) if excluded else None
     first = (ejected,) if ejected is not None else ()
     root = compiler.build(0, given, changed, first, f"{purpose}:", False, ())
     leaves = compiler.leaves

@@ -1,0 +1,385 @@
+r"""Budgets counted by ``limits``, checked at pick time from local marks: ``Pacer``.
+
+The counting is the ``limits`` library's (its strategies and storages). What this
+module adds is where the router looks: a reported send ``hit``\\ s the line's rates
+(and its pair's, and its new-conversation rate), then reads the window; a line whose
+window is full is *marked* out until the window frees room. Picks read only the
+marks (a dict lookup, and nothing at all while nothing is marked); a mark that ran
+out is checked against the storage once, since the window may still be full.
+
+A budget must be able to record more than its limit: sends that were in flight when
+a line ran out did happen, and Linq counted them. So each rate is counted on a
+*shadow* item of the same window and a larger amount; ``used`` is what the shadow's
+window holds, and a line is out when ``used`` reaches the real amount.
+
+The logic is written once, as plans: generators that yield the ``limits`` calls they
+need (``Call``) and receive the answers. ``Pacer`` runs them against the sync
+strategies, ``AsyncPacer`` awaits them against ``limits.aio``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Generator
+from typing import Any, TypeVar
+
+import attrs
+import limits
+import limits.aio.strategies
+import limits.strategies
+from limits import RateLimitItem
+from limits.storage import storage_from_string
+
+from linq_router._models import PhoneNumber, Reputation
+from linq_router._pick import PickContext
+
+from ._config import Budget, Pacing, parse_rates
+
+__all__ = ["AsyncPacer", "Call", "Pacer", "PacerCore"]
+
+logger = logging.getLogger("linq_router")
+
+T = TypeVar("T")
+Plan = Generator["Call", Any, T]
+
+_NAMESPACE = "linq_router"
+# The shadow of a rate of amount n counts up to 4n + 1024 in the same window.
+_SHADOW_TIMES = 4
+_SHADOW_EXTRA = 1024
+_OPS = {"hit": "hit", "stats": "get_window_stats", "test": "test", "clear": "clear"}
+
+
+@attrs.frozen
+class Call:
+    """One ``limits`` call a plan needs: ``op`` on ``item`` for ``ids``."""
+
+    op: str
+    item: RateLimitItem
+    ids: tuple[str, ...]
+
+
+class _Rate:
+    """A budget's rate and the shadow item its use is counted on."""
+
+    __slots__ = ("item", "shadow", "text")
+
+    def __init__(self, item: RateLimitItem) -> None:
+        self.item = item
+        self.text = str(item)
+        amount = item.amount * _SHADOW_TIMES + _SHADOW_EXTRA
+        self.shadow = type(item)(amount, item.multiples, namespace=_NAMESPACE)
+
+    def used(self, stats: Any) -> int:
+        """How many sends the window holds, from the shadow's window stats."""
+        return int(self.shadow.amount - stats.remaining)
+
+
+def _rates(name: str, value: str | None) -> tuple[_Rate, ...]:
+    return () if value is None else tuple(_Rate(i) for i in parse_rates(name, value))
+
+
+class PacerCore:
+    """The marks and the plans; no I/O of its own (see the module notes)."""
+
+    def __init__(self, pacing: Pacing, clock: Callable[[], float]) -> None:
+        self.pacing = pacing
+        self.clock = clock
+        self.line_rates = _rates("per_line", pacing.per_line)
+        self.pair_rates = _rates("per_pair", pacing.per_pair)
+        self.new_rates: dict[Reputation, tuple[_Rate, ...]] = {
+            Reputation.parse(k): _rates(f"new_conversations[{k!r}]", v)
+            for k, v in (pacing.new_conversations or {}).items()
+        }
+        self.seen = limits.RateLimitItemPerDay(1, namespace=_NAMESPACE)
+        self._lock = threading.Lock()
+        # line id -> {rate text: (until, number)}: lines out of their per_line budget.
+        self._line_out: dict[str, dict[str, tuple[float, str]]] = {}
+        self._pair_out: dict[tuple[str, str], float] = {}  # (line id, handle) -> until
+        self._new_out: dict[str, float] = {}  # line id -> until (new recipients only)
+        self.excluded: dict[str, str] = {}  # line id -> note, for the compile (replaced)
+        self.active = False  # anything marked: the router then checks what it picks
+        self.due = math.inf  # the earliest end of a line mark
+        self._warned: set[str] = set()
+
+    def has_pair_marks(self) -> bool:
+        """Whether some sender-recipient pair is marked at its limit."""
+        return bool(self._pair_out)
+
+    def has_new_marks(self) -> bool:
+        """Whether some line is marked out of its new-conversation budget."""
+        return bool(self._new_out)
+
+    def pair_window(self) -> float:
+        """Seconds of the first ``per_pair`` window (60 s when there is none)."""
+        return float(self.pair_rates[0].item.get_expiry()) if self.pair_rates else 60.0
+
+    # -- time --------------------------------------------------------------------------
+
+    def _until(self, reset_time: float) -> float:
+        """A ``limits`` reset time (wall clock) on the router's clock."""
+        return self.clock() + max(0.0, float(reset_time) - time.time())
+
+    # -- marks -------------------------------------------------------------------------
+
+    def _rebuild_locked(self) -> bool:
+        """Exclusions, ``due`` and ``active`` from the marks; whether exclusions changed."""
+        excluded = {}
+        due = math.inf
+        for line_id, marks in self._line_out.items():
+            until, number = max(marks.values())
+            excluded[line_id] = f"{number} until {until:.1f}"
+            due = min(due, *(u for u, _ in marks.values()))
+        changed = excluded != self.excluded
+        if changed:
+            self.excluded = excluded
+        self.due = due
+        self.active = bool(self._line_out or self._pair_out or self._new_out)
+        return changed
+
+    def _line_stats(self, line_id: str, number: str, rate: _Rate, stats: Any) -> bool:
+        """Mark or unmark a line for one ``per_line`` rate; True if exclusions changed."""
+        full = rate.used(stats) >= rate.item.amount
+        with self._lock:
+            marks = self._line_out.get(line_id)
+            if full:
+                marks = self._line_out.setdefault(line_id, {})
+                marks[rate.text] = (self._until(stats.reset_time), number)
+            elif marks is not None:
+                marks.pop(rate.text, None)
+                if not marks:
+                    del self._line_out[line_id]
+            return self._rebuild_locked()
+
+    def _pair_stats(self, line_id: str, handle: str, rate: _Rate, stats: Any) -> None:
+        if rate.used(stats) >= rate.item.amount:
+            with self._lock:
+                until = self._until(stats.reset_time)
+                key = (line_id, handle)
+                self._pair_out[key] = max(until, self._pair_out.get(key, 0.0))
+                self.active = True
+
+    def _new_stats(self, line_id: str, rate: _Rate, stats: Any) -> None:
+        with self._lock:
+            if rate.used(stats) >= rate.item.amount:
+                until = self._until(stats.reset_time)
+                self._new_out[line_id] = max(until, self._new_out.get(line_id, 0.0))
+            self.active = bool(self._line_out or self._pair_out or self._new_out)
+
+    # -- plans -------------------------------------------------------------------------
+
+    def consume(
+        self,
+        line: PhoneNumber,
+        counted: bool,
+        handles: tuple[str, ...],
+        key: str | None,
+        pair_paused: float | None,
+    ) -> Plan[bool]:
+        """A reported send: count it where it counts; whether the exclusions changed.
+
+        ``counted``: Linq counted it (a success or a 429 over the pair); ``handles``
+        the recipients and ``key`` the conversation (``None`` when not given);
+        ``pair_paused`` the seconds Linq paused the pair for (a 429), if any.
+        """
+        changed = False
+        if counted:
+            for rate in self.line_rates:
+                ids = ("line", line.id)
+                yield Call("hit", rate.shadow, ids)
+                stats = yield Call("stats", rate.shadow, ids)
+                changed |= self._line_stats(line.id, line.phone_number, rate, stats)
+        if pair_paused is not None:
+            until = self.clock() + pair_paused
+            with self._lock:
+                for handle in handles:
+                    key_ = (line.id, handle)
+                    self._pair_out[key_] = max(until, self._pair_out.get(key_, 0.0))
+                self.active = self.active or bool(handles)
+            return changed
+        if not counted:
+            return changed
+        for handle in handles:
+            for rate in self.pair_rates:
+                pair = ("pair", line.id, handle)
+                yield Call("hit", rate.shadow, pair)
+                stats = yield Call("stats", rate.shadow, pair)
+                self._pair_stats(line.id, handle, rate, stats)
+        rates = self.new_rates.get(line.reputation, ())
+        if key is not None and self.new_rates:
+            seen = ("seen", line.id, key)
+            new = yield Call("test", self.seen, seen)  # room: no send within the last day
+            yield Call("clear", self.seen, seen)
+            yield Call("hit", self.seen, seen)
+            if new:
+                for rate in rates:
+                    yield Call("hit", rate.shadow, ("new", line.id))
+                    stats = yield Call("stats", rate.shadow, ("new", line.id))
+                    self._new_stats(line.id, rate, stats)
+        return changed
+
+    def inbound(self, line: PhoneNumber) -> Plan[bool]:
+        """An inbound message on ``line``: it counts against ``per_line`` too."""
+        changed = False
+        for rate in self.line_rates:
+            ids = ("line", line.id)
+            yield Call("hit", rate.shadow, ids)
+            stats = yield Call("stats", rate.shadow, ids)
+            changed |= self._line_stats(line.id, line.phone_number, rate, stats)
+        return changed
+
+    def recheck(self) -> Plan[bool]:
+        """Line marks whose time came: read their windows again (they may still be full)."""
+        now = self.clock()
+        with self._lock:
+            due = [
+                (line_id, text, number)
+                for line_id, marks in self._line_out.items()
+                for text, (until, number) in marks.items()
+                if until <= now
+            ]
+        changed = False
+        by_text = {rate.text: rate for rate in self.line_rates}
+        for line_id, text, number in due:
+            rate = by_text.get(text)
+            if rate is None:
+                continue
+            stats = yield Call("stats", rate.shadow, ("line", line_id))
+            changed |= self._line_stats(line_id, number, rate, stats)
+        with self._lock:
+            changed |= self._rebuild_locked()
+        return changed
+
+    def blocked(self, line: PhoneNumber, ctx: PickContext) -> Plan[float | None]:
+        """Until when ``line`` may not take this pick (pair or new-conversation budget)."""
+        now = self.clock()
+        worst: float | None = None
+        if self._pair_out:
+            for handle in ctx.recipients:
+                until = self._pair_out.get((line.id, handle))
+                if until is None:
+                    continue
+                if until > now:
+                    worst = until if worst is None else max(worst, until)
+                else:
+                    with self._lock:
+                        if self._pair_out.get((line.id, handle)) == until:
+                            del self._pair_out[(line.id, handle)]
+                        self.active = bool(self._line_out or self._pair_out or self._new_out)
+        until = self._new_out.get(line.id)
+        if until is not None and ctx.key is not None:
+            if until <= now:
+                for rate in self.new_rates.get(line.reputation, ()):
+                    stats = yield Call("stats", rate.shadow, ("new", line.id))
+                    with self._lock:
+                        self._new_out.pop(line.id, None)
+                    self._new_stats(line.id, rate, stats)
+                until = self._new_out.get(line.id)
+            if until is not None and until > now:
+                new = yield Call("test", self.seen, ("seen", line.id, ctx.key))
+                if new:
+                    worst = until if worst is None else max(worst, until)
+        return worst
+
+    def pair_wait(self, line: PhoneNumber, handles: tuple[str, ...]) -> Plan[float | None]:
+        """Seconds until every pair of ``line`` with ``handles`` has room (``None``: now)."""
+        worst: float | None = None
+        now = self.clock()
+        for handle in handles:
+            for rate in self.pair_rates:
+                stats = yield Call("stats", rate.shadow, ("pair", line.id, handle))
+                if rate.used(stats) >= rate.item.amount:
+                    wait = self._until(stats.reset_time) - now
+                    worst = wait if worst is None else max(worst, wait)
+            until = self._pair_out.get((line.id, handle))
+            if until is not None and until > now:
+                worst = until - now if worst is None else max(worst, until - now)
+        return worst
+
+    def budgets(self, lines: tuple[PhoneNumber, ...]) -> Plan[tuple[Budget, ...]]:
+        """Each line's use of each of its rates."""
+        found: list[Budget] = []
+        for line in lines:
+            kinds = [("per_line", "line", rate) for rate in self.line_rates]
+            kinds += [
+                ("new_conversations", "new", r) for r in self.new_rates.get(line.reputation, ())
+            ]
+            for kind, prefix, rate in kinds:
+                stats = yield Call("stats", rate.shadow, (prefix, line.id))
+                used = rate.used(stats)
+                found.append(
+                    Budget(
+                        line.phone_number,
+                        kind,
+                        rate.text,
+                        used,
+                        max(0, rate.item.amount - used),
+                        self._until(stats.reset_time),
+                    )
+                )
+        return tuple(found)
+
+    def marked_lines(self) -> dict[str, float]:
+        """Each line out of its ``per_line`` budget (E.164) and when it has room again."""
+        with self._lock:
+            return {
+                number: until
+                for marks in self._line_out.values()
+                for until, number in [max(marks.values())]
+            }
+
+    def failed(self, what: str, error: BaseException) -> None:
+        """A storage call failed: log once per kind of error, and carry on unpaced."""
+        kind = f"{what}:{type(error).__name__}"
+        if kind in self._warned:
+            logger.debug("pacing: %s failed: %r", what, error)
+            return
+        self._warned.add(kind)
+        logger.warning(
+            "pacing: %s failed (%r); budgets are not counted while the storage fails",
+            what,
+            error,
+        )
+
+
+class Pacer(PacerCore):
+    """``PacerCore`` on the ``limits`` sync strategies."""
+
+    def __init__(self, pacing: Pacing, clock: Callable[[], float]) -> None:
+        super().__init__(pacing, clock)
+        storage = storage_from_string(pacing.storage)
+        strategy: Any = limits.strategies.STRATEGIES[pacing.strategy]
+        self.limiter = strategy(storage)
+
+    def run(self, plan: Plan[T]) -> T:
+        """Run ``plan`` to its end, making its calls."""
+        limiter = self.limiter
+        try:
+            call = next(plan)
+            while True:
+                call = plan.send(getattr(limiter, _OPS[call.op])(call.item, *call.ids))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+
+
+class AsyncPacer(PacerCore):
+    """``PacerCore`` on the ``limits.aio`` strategies."""
+
+    def __init__(self, pacing: Pacing, clock: Callable[[], float]) -> None:
+        super().__init__(pacing, clock)
+        uri = pacing.storage
+        storage = storage_from_string(uri if uri.startswith("async+") else f"async+{uri}")
+        strategy: Any = limits.aio.strategies.STRATEGIES[pacing.strategy]
+        self.limiter = strategy(storage)
+
+    async def run(self, plan: Plan[T]) -> T:
+        """Run ``plan`` to its end, awaiting its calls."""
+        limiter = self.limiter
+        try:
+            call = next(plan)
+            while True:
+                call = plan.send(await getattr(limiter, _OPS[call.op])(call.item, *call.ids))
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
