@@ -232,9 +232,7 @@ class PairLimitedError(LinqRouterError):
         return (_rebuild_plain, (type(self), self.args, self.__dict__))
 
 
-def _rebuild_plain(
-    cls: type[Exception], args: tuple[Any, ...], state: dict[str, Any]
-) -> Exception:
+def _rebuild_plain(cls: type[Exception], args: tuple[Any, ...], state: dict[str, Any]) -> Exception:
     err = cls.__new__(cls)
     Exception.__init__(err, *args)
     err.__dict__.update(state)

@@ -56,7 +56,6 @@ class Warned:
         logger.warning("Linq sent an unknown %s %s; treating it as unknown", kind, shown(value))
 
 
-
 _PROCESS_WARNED = Warned()
 
 

@@ -306,16 +306,16 @@ class _RouterCore(_Serving):
     def _paced(self, pick: Pick, ctx: PickContext, served: Served) -> Plan[Pick]:
         """``pick`` if its line may take it, else the next candidate that may (a plan).
 
-        Only runs while something is marked (``PacerCore.active``): line marks whose
-        time came are read again, then pair and new-conversation marks are checked for
-        what was chosen and, only when it is out, for the next candidates.
+        Only runs while something is marked (``PacerCore.active``) that may concern this
+        pick (``PacerCore.clear``): line marks whose time came are read again, then the
+        marks are checked for what was chosen and, only when it is out, for the next
+        candidates. A line out of its daily budget is left out of the compile too; the
+        check here covers the moment between its mark and the new compile.
         """
         pacer = self._pacer
         assert pacer is not None  # only called with pacing on
         if pacer.clock() >= pacer.due and (yield from pacer.recheck()):
             self._refeed()
-        if not (pacer.has_pair_marks() or (ctx.key is not None and pacer.has_new_marks())):
-            return pick
         tried: dict[str, float] = {}
         numbers: dict[str, str] = {}
         base = served.base if isinstance(served, _Interim) else served
@@ -530,7 +530,7 @@ class Router(_RouterCore):
                 compiled = self._after_must_wait(snapshot, purpose)
                 pick = compiled.pick(ctx)
             pacer = self._pacer
-            if pacer is not None and pacer.active:
+            if pacer is not None and pacer.active and not pacer.clear(pick.number.id, ctx):
                 pick = self._run(self._paced(pick, ctx, compiled), pick)
         except NoEligibleNumberError as error:
             due = self._budget_due()
@@ -707,7 +707,7 @@ class AsyncRouter(_RouterCore):
                 compiled = await asyncio.to_thread(self._after_must_wait, snapshot, purpose)
                 pick = compiled.pick(ctx)
             pacer = self._pacer
-            if pacer is not None and pacer.active:
+            if pacer is not None and pacer.active and not pacer.clear(pick.number.id, ctx):
                 pick = await self._run(self._paced(pick, ctx, compiled), pick)
         except NoEligibleNumberError as error:
             due = self._budget_due()

@@ -330,11 +330,7 @@ class _Serving:
                 self.policies[purpose], snapshot, purpose=purpose, adjustments=adjust
             )
             with self._lock:
-                self._bases[purpose] = compiled
-                current = self._compiled.get(purpose)
-                if current is None or current.version != snapshot.version:
-                    self._compiled = {**self._compiled, purpose: self._watched(compiled, snapshot)}
-                served = self._compiled[purpose]
+                served = self._install_locked(compiled, snapshot, purpose)
             gc.freeze()  # see _work
             return served
 
@@ -351,10 +347,20 @@ class _Serving:
             self.policies[purpose], snapshot, purpose=purpose, previous=base, adjustments=adjust
         )
         with self._lock:
-            self._bases[purpose] = compiled
-            served = self._watched(compiled, snapshot)
-            self._compiled = {**self._compiled, purpose: served}
-        return served
+            return self._install_locked(compiled, snapshot, purpose)
+
+    def _install_locked(self, compiled: CompiledPolicy, snapshot: Snapshot, purpose: str) -> Served:
+        """Serve a compile just made, as what is newest now allows.
+
+        The feedback or the snapshot may have changed while it compiled: then it is
+        served masked (and compiled again), never as if nothing had happened.
+        """
+        self._bases[purpose] = compiled
+        current = self._compiled.get(purpose)
+        target = snapshot
+        if current is not None and current.version != snapshot.version and current.snapshot:
+            target = current.snapshot  # a newer snapshot is served already
+        return self._interim_locked(compiled, target, purpose)
 
     # -- notices and the worker ---------------------------------------------------------
 
@@ -414,14 +420,12 @@ class _Serving:
                     self._bases.pop(purpose, None)
                 continue
             with self._lock:
-                self._bases[purpose] = compiled
                 newer = self._pending.get(purpose)
-                current = self._compiled.get(purpose)
                 if newer is not None:  # a newer snapshot came meanwhile: mask from here
+                    self._bases[purpose] = compiled
                     self._interim_locked(compiled, newer, purpose)
-                elif current is None or current.version == compiled.version:
-                    served = self._watched(compiled, snapshot)
-                    self._compiled = {**self._compiled, purpose: served}
+                else:
+                    self._install_locked(compiled, snapshot, purpose)
             # As the registry does after installing a snapshot (see _registry_core): the
             # compiled policy lives until the next change, so keep full collections from
             # walking its hundreds of thousands of picks again, with the GIL held.

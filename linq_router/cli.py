@@ -426,9 +426,7 @@ def simulate(
             def advance(n: int) -> None:
                 bar.advance(task, n)
 
-        results = sim.run_specs(
-            chosen, workload, demo=demo, workers=workers, progress=advance
-        )
+        results = sim.run_specs(chosen, workload, demo=demo, workers=workers, progress=advance)
     if len(results) == 1:
         console.print(sim.render_run(results[0], demo=demo))
     else:

@@ -139,14 +139,24 @@ class PacerCore:
         self.active = bool(self._line_out or self._pair_out or self._new_out)
         return changed
 
-    def _line_stats(self, line_id: str, number: str, rate: _Rate, stats: Any) -> bool:
-        """Mark or unmark a line for one ``per_line`` rate; True if exclusions changed."""
+    def _line_stats(
+        self, line_id: str, number: str, rate: _Rate, stats: Any, *, unmark: bool = False
+    ) -> bool:
+        """Mark a line full for one ``per_line`` rate; True if the exclusions changed.
+
+        Only a recheck (``unmark``) takes a mark away: a report's reading may be older
+        than another thread's that found the window full, and must not undo it.
+        """
         full = rate.used(stats) >= rate.item.amount
+        if not full and not unmark:
+            return False
         with self._lock:
             marks = self._line_out.get(line_id)
             if full:
                 marks = self._line_out.setdefault(line_id, {})
-                marks[rate.text] = (self._until(stats.reset_time), number)
+                until = self._until(stats.reset_time)
+                before = marks.get(rate.text)
+                marks[rate.text] = (max(until, before[0]) if before else until, number)
             elif marks is not None:
                 marks.pop(rate.text, None)
                 if not marks:
@@ -247,40 +257,65 @@ class PacerCore:
             if rate is None:
                 continue
             stats = yield Call("stats", rate.shadow, ("line", line_id))
-            changed |= self._line_stats(line_id, number, rate, stats)
+            changed |= self._line_stats(line_id, number, rate, stats, unmark=True)
         with self._lock:
             changed |= self._rebuild_locked()
         return changed
 
+    def clear(self, line_id: str, ctx: PickContext) -> bool:
+        """Whether a pick of ``line_id`` for ``ctx`` needs no further look (no I/O).
+
+        True unless the line is marked out, a pair or new-conversation mark may apply,
+        or a line mark's time came. While anything is marked, every pick asks this.
+        """
+        if line_id in self._line_out or self._pair_out:
+            return False
+        if self._new_out and ctx.key is not None:
+            return False
+        return self.clock() < self.due
+
     def blocked(self, line: PhoneNumber, ctx: PickContext) -> Plan[float | None]:
-        """Until when ``line`` may not take this pick (pair or new-conversation budget)."""
+        """Until when ``line`` may not take this pick (``None``: it may).
+
+        Its own budget, its pair's, or (for a new recipient) its new-conversation one.
+        """
         now = self.clock()
-        worst: float | None = None
-        if self._pair_out:
-            for handle in ctx.recipients:
-                until = self._pair_out.get((line.id, handle))
-                if until is None:
-                    continue
-                if until > now:
-                    worst = until if worst is None else max(worst, until)
-                else:
-                    with self._lock:
-                        if self._pair_out.get((line.id, handle)) == until:
-                            del self._pair_out[(line.id, handle)]
-                        self.active = bool(self._line_out or self._pair_out or self._new_out)
+        found = [self._line_until(line.id, now), self._pair_until(line.id, ctx, now)]
         until = self._new_out.get(line.id)
         if until is not None and ctx.key is not None:
-            if until <= now:
+            if until <= now:  # the mark's time came: read the window again
+                with self._lock:
+                    self._new_out.pop(line.id, None)
                 for rate in self.new_rates.get(line.reputation, ()):
                     stats = yield Call("stats", rate.shadow, ("new", line.id))
-                    with self._lock:
-                        self._new_out.pop(line.id, None)
                     self._new_stats(line.id, rate, stats)
                 until = self._new_out.get(line.id)
             if until is not None and until > now:
                 new = yield Call("test", self.seen, ("seen", line.id, ctx.key))
-                if new:
-                    worst = until if worst is None else max(worst, until)
+                found.append(until if new else None)
+        times = [t for t in found if t is not None]
+        return max(times) if times else None
+
+    def _line_until(self, line_id: str, now: float) -> float | None:
+        marks = self._line_out.get(line_id)
+        if not marks:
+            return None
+        until = max(u for u, _ in marks.values())
+        return until if until > now else None
+
+    def _pair_until(self, line_id: str, ctx: PickContext, now: float) -> float | None:
+        worst: float | None = None
+        for handle in ctx.recipients:
+            until = self._pair_out.get((line_id, handle))
+            if until is None:
+                continue
+            if until > now:
+                worst = until if worst is None else max(worst, until)
+                continue
+            with self._lock:  # its time came: the pair has room again
+                if self._pair_out.get((line_id, handle)) == until:
+                    del self._pair_out[(line_id, handle)]
+                self.active = bool(self._line_out or self._pair_out or self._new_out)
         return worst
 
     def pair_wait(self, line: PhoneNumber, handles: tuple[str, ...]) -> Plan[float | None]:

@@ -6,7 +6,9 @@ pick, call the SDK and report, the async one awaiting those three.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -14,7 +16,8 @@ import linq
 from linq.types import ChatCreateResponse, ChatSendVoicememoResponse, MessageContentParam
 from linq.types.chats import MessageSendResponse
 
-from linq_router._errors import LinqRouterError
+from linq_router._arguments import check_seconds
+from linq_router._errors import BudgetExhaustedError, LinqRouterError, PairLimitedError
 from linq_router._pick import Pick
 from linq_router._router import AsyncRouter, Router
 from linq_router.feedback import OutcomeLike, Verdict, classify
@@ -38,14 +41,31 @@ __all__ = ["AsyncSender", "Sender"]
 logger = logging.getLogger("linq_router")
 
 _Recipients = str | Iterable[str]
+_NAP = 0.01  # the shortest wait for a pair's room
 
 
 class _SenderCore:
     """Everything but the I/O: arguments, the chat book, and what a send needs."""
 
-    def __init__(self, max_repicks: object, max_chats: object) -> None:
+    def __init__(self, max_repicks: object, max_chats: object, max_wait: object = 0.0) -> None:
         self.max_repicks = check_max_repicks(max_repicks)
+        self.max_wait = float(check_seconds("max_wait", max_wait, positive=False))
         self._book = ChatBook(check_max_chats(max_chats))
+
+    def _pair_limited(self, line: str, to: tuple[str, ...], wait: float) -> PairLimitedError:
+        msg = (
+            f"{line} may not send to {', '.join(to)} for {wait:.1f} s: the pair is at its "
+            f"limit (max_wait={self.max_wait:g}); nothing was sent"
+        )
+        return PairLimitedError(msg, retry_after=wait, line=line, to=to)
+
+    def _all_pair_limited(self, error: BudgetExhaustedError, waits: list[float | None]) -> None:
+        """Raise ``PairLimitedError`` when every line out was out for this pair only."""
+        if waits and all(w is not None and w > 0 for w in waits):
+            numbers = sorted(error.resets)
+            soonest = min(w for w in waits if w is not None)
+            msg = f"{error}; every line is at its pair limit with these recipients"
+            raise PairLimitedError(msg, retry_after=soonest, line=numbers[0], to=()) from error
 
     def remember(self, chat_id: str, phone_number: str, *, to: _Recipients | None = None) -> None:
         """Record that ``chat_id`` (created earlier, elsewhere) sends from ``phone_number``.
@@ -114,6 +134,12 @@ class Sender(_SenderCore):
     not know is sent and not reported. It remembers up to ``max_chats`` chats, and as
     many messages (``line_for_message``), dropping the least recently used.
 
+    With pacing on (the router's default), no send goes over a sender-recipient pair at
+    its limit: the sender waits for room up to ``max_wait`` seconds (default 0) and
+    otherwise raises ``linq_router.PairLimitedError`` (with ``retry_after``) before any
+    request is made; ``create_chat`` picks a line whose pair has room, and raises it
+    only when every line's pair with the recipients is at its limit.
+
     Every error reaches the caller as the SDK's own exception (``linq.APIStatusError``
     and its subclasses, ``linq.APIConnectionError``...), never wrapped; a pick that
     finds no line before anything was sent raises ``NoEligibleNumberError``. Reporting
@@ -134,9 +160,10 @@ class Sender(_SenderCore):
         *,
         max_repicks: int = 2,
         max_chats: int = DEFAULT_MAX_CHATS,
+        max_wait: float = 0.0,
     ) -> None:
         check_clients("Sender", router, client, want_async=False)
-        super().__init__(max_repicks, max_chats)
+        super().__init__(max_repicks, max_chats, max_wait)
         self.router = router
         self.client = client
         # Built once: with_options copies the client (sharing its connection pool). Every
@@ -163,7 +190,16 @@ class Sender(_SenderCore):
         failed: linq.APIError | None = None
         while True:
             try:
-                pick: Pick | None = self.router.pick(recipients, purpose=purpose)
+                pick: Pick | None = self.router.pick(
+                    recipients, purpose=purpose, wait=self.max_wait or None
+                )
+            except BudgetExhaustedError as error:
+                if failed is None:
+                    self._all_pair_limited(
+                        error, [self.router.pair_retry_after(n, recipients) for n in error.resets]
+                    )
+                    raise
+                pick = None
             except LinqRouterError:
                 if failed is None:
                     raise
@@ -175,6 +211,7 @@ class Sender(_SenderCore):
                 raise failed
             if not tries.fresh(pick):
                 continue
+            self._hold(pick.phone_number, recipients)
             try:
                 response = self._once.chats.create(
                     from_=pick.phone_number, to=list(recipients), message=message, **kwargs
@@ -202,6 +239,7 @@ class Sender(_SenderCore):
         if known is None:
             return self._once.chats.messages.send(chat_id, message=message, **kwargs)
         line, to = known
+        self._hold(line, to)
         try:
             response = self._once.chats.messages.send(chat_id, message=message, **kwargs)
         except linq.APIError as exc:
@@ -220,6 +258,7 @@ class Sender(_SenderCore):
         if known is None:
             return self._once.chats.send_voicememo(chat_id, **kwargs)
         line, to = known
+        self._hold(line, to)
         try:
             response = self._once.chats.send_voicememo(chat_id, **kwargs)
         except linq.APIError as exc:
@@ -236,6 +275,19 @@ class Sender(_SenderCore):
             return self.router.report(pick, outcome, to=to)
         except Exception as exc:  # the send's outcome matters more than its report
             return self._fallback("a send", exc, outcome)
+
+    def _hold(self, line: str, to: tuple[str, ...] | None) -> None:
+        """Wait for the pair to have room (up to ``max_wait``), or ``PairLimitedError``."""
+        if not to:
+            return
+        deadline = time.monotonic() + self.max_wait
+        while True:
+            wait = self.router.pair_retry_after(line, to)
+            if wait is None or wait <= 0:
+                return
+            if wait > deadline - time.monotonic():
+                raise self._pair_limited(line, to, wait)
+            time.sleep(max(_NAP, wait))
 
     def __repr__(self) -> str:
         return f"<Sender router={self.router!r} max_repicks={self.max_repicks}>"
@@ -257,9 +309,10 @@ class AsyncSender(_SenderCore):
         *,
         max_repicks: int = 2,
         max_chats: int = DEFAULT_MAX_CHATS,
+        max_wait: float = 0.0,
     ) -> None:
         check_clients("AsyncSender", router, client, want_async=True)
-        super().__init__(max_repicks, max_chats)
+        super().__init__(max_repicks, max_chats, max_wait)
         self.router = router
         self.client = client
         self._once = client.with_options(max_retries=0)
@@ -279,7 +332,17 @@ class AsyncSender(_SenderCore):
         failed: linq.APIError | None = None
         while True:
             try:
-                pick: Pick | None = await self.router.pick(recipients, purpose=purpose)
+                pick: Pick | None = await self.router.pick(
+                    recipients, purpose=purpose, wait=self.max_wait or None
+                )
+            except BudgetExhaustedError as error:
+                if failed is None:
+                    waits = [
+                        await self.router.pair_retry_after(n, recipients) for n in error.resets
+                    ]
+                    self._all_pair_limited(error, waits)
+                    raise
+                pick = None
             except LinqRouterError:
                 if failed is None:
                     raise
@@ -291,6 +354,7 @@ class AsyncSender(_SenderCore):
                 raise failed
             if not tries.fresh(pick):
                 continue
+            await self._hold(pick.phone_number, recipients)
             try:
                 response: ChatCreateResponse = await self._once.chats.create(
                     from_=pick.phone_number, to=list(recipients), message=message, **kwargs
@@ -314,6 +378,7 @@ class AsyncSender(_SenderCore):
         if known is None:
             return await self._once.chats.messages.send(chat_id, message=message, **kwargs)
         line, to = known
+        await self._hold(line, to)
         try:
             response = await self._once.chats.messages.send(chat_id, message=message, **kwargs)
         except linq.APIError as exc:
@@ -329,6 +394,7 @@ class AsyncSender(_SenderCore):
         if known is None:
             return await self._once.chats.send_voicememo(chat_id, **kwargs)
         line, to = known
+        await self._hold(line, to)
         try:
             response = await self._once.chats.send_voicememo(chat_id, **kwargs)
         except linq.APIError as exc:
@@ -345,6 +411,19 @@ class AsyncSender(_SenderCore):
             return await self.router.report(pick, outcome, to=to)
         except Exception as exc:
             return self._fallback("a send", exc, outcome)
+
+    async def _hold(self, line: str, to: tuple[str, ...] | None) -> None:
+        """Wait for the pair to have room; see ``Sender``."""
+        if not to:
+            return
+        deadline = time.monotonic() + self.max_wait
+        while True:
+            wait = await self.router.pair_retry_after(line, to)
+            if wait is None or wait <= 0:
+                return
+            if wait > deadline - time.monotonic():
+                raise self._pair_limited(line, to, wait)
+            await asyncio.sleep(max(_NAP, wait))
 
     def __repr__(self) -> str:
         return f"<AsyncSender router={self.router!r} max_repicks={self.max_repicks}>"

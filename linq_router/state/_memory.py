@@ -10,7 +10,6 @@ from linq_router._fork import renew_after_fork
 __all__ = ["MemoryState"]
 
 
-
 class MemoryState:
     """Assignments in a least-recently-used cache of at most ``max_size`` conversations.
 

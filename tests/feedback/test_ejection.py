@@ -6,6 +6,7 @@ import asyncio
 import logging
 
 import pytest
+from doubles import AsyncFakeRegistry, FakeRegistry, line, pool
 
 from linq_router import (
     AsyncRouter,
@@ -19,8 +20,6 @@ from linq_router import (
     Verdict,
 )
 from linq_router.testing import FakeClock
-
-from .conftest import AsyncFakeRegistry, FakeRegistry, line, pool
 
 INELIGIBLE = Outcome(403, 2027)
 FAILURE = Outcome(500, 3006)

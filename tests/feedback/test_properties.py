@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 
+from doubles import FakeRegistry, line
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,8 +25,6 @@ from linq_router import (
 )
 from linq_router.feedback import eligible
 from linq_router.testing import FakeClock
-
-from .conftest import FakeRegistry, line
 
 OUTCOMES = {
     "ineligible": Outcome(403, 2027),

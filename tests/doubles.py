@@ -1,4 +1,4 @@
-"""Shared doubles for the feedback tests: lines, a registry, a router on a fake clock."""
+"""Test doubles shared by tests/feedback and tests/pacing: lines, pools, a registry."""
 
 from __future__ import annotations
 
