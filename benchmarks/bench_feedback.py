@@ -58,12 +58,18 @@ def _quiet(number: int, repeat: int) -> dict[tuple[str, int], dict[str, float]]:
     for size in SIZES:
         pool = make_pool(size)
         for name, spec in SPECS.items():
-            plain = Router(StaticRegistry(pool), spec, ejection=None)
-            on = Router(StaticRegistry(pool), spec)
+            # Pacing off throughout: this measures the feedback loop (bench_pacing.py
+            # measures pacing, which also makes each report count a send).
+            plain = Router(StaticRegistry(pool), spec, ejection=None, pacing=None)
+            on = Router(StaticRegistry(pool), spec, pacing=None)
             configured = Router(
-                StaticRegistry(pool), spec, ejection=Ejection(), slow_start=SlowStart()
+                StaticRegistry(pool),
+                spec,
+                ejection=Ejection(),
+                slow_start=SlowStart(),
+                pacing=None,
             )
-            one_out = Router(StaticRegistry(pool), spec)
+            one_out = Router(StaticRegistry(pool), spec, pacing=None)
             for router in (plain, on, configured, one_out):
                 router.pick()
             # A real ejection: the served policy then watches the clock for its end.
@@ -94,6 +100,7 @@ def _churn(size: int, seconds: float) -> dict[str, float]:
         "skip-critical | reputation-weighted",
         ejection=Ejection(ineligible_time=1.0),
         clock=lambda: now[0],
+        pacing=None,
     )
     router.pick()
     stop = threading.Event()
@@ -148,7 +155,7 @@ def report(
         "A warm pick (ns) with the feedback loop off, on by default, and with ejection and",
         "slow start configured but nothing ejected or ramping; a success report; and a",
         "pick while one line is ejected. Ratios are against `ejection=None` in the same",
-        "row.",
+        "row. Pacing is off in these routers (`pacing=None`): see *Pacing* for its cost.",
         "",
         "| policy | lines | ejection=None | default (on) | ejection + slow start | "
         "ratio (target ≤ 1.2) | report(pick) | report / default pick (target ≤ 2) | "

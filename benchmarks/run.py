@@ -11,6 +11,7 @@ import argparse
 
 import bench_change
 import bench_feedback
+import bench_pacing
 import bench_pick
 import bench_registry
 from _plot import latency_chart
@@ -33,12 +34,15 @@ def main() -> None:
     print(change_text)
     feedback_text = bench_feedback.section(quick=args.quick)
     print(feedback_text)
+    pacing_text = bench_pacing.section(quick=args.quick)
+    print(pacing_text)
     chart = latency_chart(series, title="Warm Router.pick: ns per pick by pool size")
     if not args.no_write:
         write_section("pick", pick_text)
         write_section("registry", registry_text)
         write_section("change", change_text)
         write_section("feedback", feedback_text)
+        write_section("pacing", pacing_text)
         PLOT.write_text(chart, encoding="utf-8")
         print(f"wrote {DOC} and {PLOT}")
 

@@ -46,9 +46,11 @@ T = TypeVar("T")
 Plan = Generator["Call", Any, T]
 
 _NAMESPACE = "linq_router"
-# The shadow of a rate of amount n counts up to 4n + 1024 in the same window.
-_SHADOW_TIMES = 4
+# The shadow of a rate of amount n counts up to n + 1024 in the same window: room for
+# the sends in flight when the line ran out (at most one per worker), and no more, since
+# a moving window keeps one entry per send.
 _SHADOW_EXTRA = 1024
+_ROOM_ENTRIES = 100_000
 _OPS = {"hit": "hit", "stats": "get_window_stats", "test": "test", "clear": "clear"}
 
 
@@ -69,7 +71,7 @@ class _Rate:
     def __init__(self, item: RateLimitItem) -> None:
         self.item = item
         self.text = str(item)
-        amount = item.amount * _SHADOW_TIMES + _SHADOW_EXTRA
+        amount = item.amount + _SHADOW_EXTRA
         self.shadow = type(item)(amount, item.multiples, namespace=_NAMESPACE)
 
     def used(self, stats: Any) -> int:
@@ -103,6 +105,9 @@ class PacerCore:
         self.active = False  # anything marked: the router then checks what it picks
         self.due = math.inf  # the earliest end of a line mark
         self._warned: set[str] = set()
+        # Room known left per (rate, ids), for process-local storage only (see _count).
+        self._local = pacing.storage.split("://", 1)[0] in ("memory", "async+memory")
+        self._room: dict[tuple[str, ...], int] = {}
 
     def has_pair_marks(self) -> bool:
         """Whether some sender-recipient pair is marked at its limit."""
@@ -197,10 +202,9 @@ class PacerCore:
         changed = False
         if counted:
             for rate in self.line_rates:
-                ids = ("line", line.id)
-                yield Call("hit", rate.shadow, ids)
-                stats = yield Call("stats", rate.shadow, ids)
-                changed |= self._line_stats(line.id, line.phone_number, rate, stats)
+                stats = yield from self._count(rate, ("line", line.id))
+                if stats is not None:
+                    changed |= self._line_stats(line.id, line.phone_number, rate, stats)
         if pair_paused is not None:
             until = self.clock() + pair_paused
             with self._lock:
@@ -213,31 +217,54 @@ class PacerCore:
             return changed
         for handle in handles:
             for rate in self.pair_rates:
-                pair = ("pair", line.id, handle)
-                yield Call("hit", rate.shadow, pair)
-                stats = yield Call("stats", rate.shadow, pair)
-                self._pair_stats(line.id, handle, rate, stats)
-        rates = self.new_rates.get(line.reputation, ())
+                stats = yield from self._count(rate, ("pair", line.id, handle))
+                if stats is not None:
+                    self._pair_stats(line.id, handle, rate, stats)
         if key is not None and self.new_rates:
-            seen = ("seen", line.id, key)
-            new = yield Call("test", self.seen, seen)  # room: no send within the last day
-            yield Call("clear", self.seen, seen)
-            yield Call("hit", self.seen, seen)
-            if new:
-                for rate in rates:
-                    yield Call("hit", rate.shadow, ("new", line.id))
-                    stats = yield Call("stats", rate.shadow, ("new", line.id))
-                    self._new_stats(line.id, rate, stats)
+            yield from self._conversation(line, key)
         return changed
+
+    def _conversation(self, line: PhoneNumber, key: str) -> Plan[None]:
+        """A send to conversation ``key``: a new one (none within a day) costs budget."""
+        seen = ("seen", line.id, key)
+        new = yield Call("test", self.seen, seen)  # room: no send within the last day
+        yield Call("clear", self.seen, seen)
+        yield Call("hit", self.seen, seen)
+        if new:
+            for rate in self.new_rates.get(line.reputation, ()):
+                stats = yield from self._count(rate, ("new", line.id))
+                if stats is not None:
+                    self._new_stats(line.id, rate, stats)
+
+    def _count(self, rate: _Rate, ids: tuple[str, ...]) -> Plan[Any | None]:
+        """Count one send on ``rate``; its window stats, or ``None`` when surely not full.
+
+        With the process's own storage (``memory://``) every use is this process's,
+        so the room last read, less the sends counted since, is a lower bound of the
+        room left (windows only free room as time passes): while it is above zero the
+        window need not be read. Other storages are shared, and read every time.
+        """
+        yield Call("hit", rate.shadow, ids)
+        key = (rate.text, *ids)
+        if self._local:
+            room = self._room.get(key, 0) - 1
+            if room > 0:
+                self._room[key] = room
+                return None
+        stats = yield Call("stats", rate.shadow, ids)
+        if self._local:
+            if len(self._room) >= _ROOM_ENTRIES:
+                self._room.clear()  # a bound, not a cache policy: it only costs reads
+            self._room[key] = rate.item.amount - rate.used(stats)
+        return stats
 
     def inbound(self, line: PhoneNumber) -> Plan[bool]:
         """An inbound message on ``line``: it counts against ``per_line`` too."""
         changed = False
         for rate in self.line_rates:
-            ids = ("line", line.id)
-            yield Call("hit", rate.shadow, ids)
-            stats = yield Call("stats", rate.shadow, ids)
-            changed |= self._line_stats(line.id, line.phone_number, rate, stats)
+            stats = yield from self._count(rate, ("line", line.id))
+            if stats is not None:
+                changed |= self._line_stats(line.id, line.phone_number, rate, stats)
         return changed
 
     def recheck(self) -> Plan[bool]:
@@ -257,6 +284,7 @@ class PacerCore:
             if rate is None:
                 continue
             stats = yield Call("stats", rate.shadow, ("line", line_id))
+            self._room[(rate.text, "line", line_id)] = rate.item.amount - rate.used(stats)
             changed |= self._line_stats(line_id, number, rate, stats, unmark=True)
         with self._lock:
             changed |= self._rebuild_locked()
