@@ -18,6 +18,14 @@ depends on the workload alone, never on how the threads interleaved, and the sam
 the feedback loop (``LOOP_EJECTION``) and as the naive worker (``ejection=None``),
 which keeps sending from a line Linq refuses until the list says otherwise.
 
+Pacing is on as in any ``Router`` (``pacing=``, the library's ``Pacing()`` by
+default; ``None`` runs without). A pick that finds every line out of budget
+(``BudgetExhaustedError``) is counted like one that found no line, as
+``"no_budget"``; the engine never passes ``wait``, so nothing waits, in simulated
+time or real. The ``limits`` library counts budgets on ``time.time()``, so a run
+drives it from the simulated clock (``_limits_clock``): the registry, the router, the
+fake's pair limit and the budgets all read the same ``FakeClock``.
+
 Against the real API nothing is sent: the pool is read and picked from only.
 """
 
@@ -33,16 +41,19 @@ import attrs
 import httpx
 
 from linq_router._client import LinqClient
-from linq_router._errors import NoEligibleNumberError
+from linq_router._errors import BudgetExhaustedError, NoEligibleNumberError
 from linq_router._pick import Pick
 from linq_router._registry import Registry
 from linq_router._router import Router
 from linq_router.feedback import Ejection, LineEvent, Verdict
+from linq_router.pacing import Pacing
 from linq_router.testing import FakeClock, FakeLinqServer, sample_pool
 
+from ._budgets import budget_figures
+from ._limits_clock import limits_clock
 from ._results import Answer, Attempt, EjectedPeriod, RunResult, _Trace, summarize
 from ._send import ChatSender, SendAnswer
-from ._workload import ERROR_RETRY, LOOP_EJECTION, TICK_SECONDS, TTL, PoolEvent, Workload
+from ._workload import ERROR_RETRY, LOOP_EJECTION, TTL, PoolEvent, Workload
 
 __all__ = ["MAX_REPICKS", "ProgressFn", "run_specs", "run_workload", "runs_per_spec"]
 
@@ -52,6 +63,8 @@ _EXTRA_PICKS = 3
 """More picks a resend makes to find a line its send has not tried (as the Sender)."""
 _SETTLE_TIMEOUT = 30.0
 """Seconds a run waits at most for the router to compile a change."""
+_PACING = Pacing()
+"""The router's default pacing: the library's defaults."""
 
 ProgressFn = Callable[[int], None]
 """Told how many sends were done, after each tick."""
@@ -124,18 +137,22 @@ class _Worker:
         self.trace = trace
         self.loop = loop
 
-    def _pick(self, to: str, tried: set[str]) -> Pick | None:
+    def _pick(self, to: str, tried: set[str]) -> Pick | Answer:
+        """A pick for ``to``, or why there was none: ``"no_line"`` or ``"no_budget"``."""
         extra = 0
         while True:
             started = time.perf_counter()
+            pick: Pick | Answer
             try:
                 pick = self.router.pick(to)
+            except BudgetExhaustedError:
+                pick = "no_budget"  # before its base class: every line is out of budget
             except NoEligibleNumberError:
-                pick = None
+                pick = "no_line"
             finally:
                 self.trace.pick_seconds += time.perf_counter() - started
                 self.trace.pick_calls += 1
-            if pick is None or pick.number.id not in tried or extra >= _EXTRA_PICKS:
+            if isinstance(pick, str) or pick.number.id not in tried or extra >= _EXTRA_PICKS:
                 return pick
             extra += 1
 
@@ -158,10 +175,11 @@ class _Worker:
         pending = list(sends)
         for round_ in range(MAX_REPICKS + 1):
             picks: list[tuple[int, Pick]] = []
+            tick = self.loop.tick
             for i in pending:
                 pick = self._pick(self.recipients[i], tried[i])
-                if pick is None:
-                    self.trace.attempts.append(Attempt(i, None, None, False, "no_line"))
+                if isinstance(pick, str):
+                    self.trace.attempts.append(Attempt(i, None, None, False, pick, tick))
                 else:
                     picks.append((i, pick))
             pending = []
@@ -169,10 +187,11 @@ class _Worker:
                 if self._report(i, pick, answer) and round_ < MAX_REPICKS:
                     pending.append(i)
                 tried[i].add(pick.number.id)
-            if self.loop.take(self.router):
-                # An ejection changed what the router serves: wait for its compile, so
-                # the next picks come from it whatever the compile thread's timing.
-                self.router.settle(_SETTLE_TIMEOUT)
+            self.loop.take(self.router)
+            # An ejection (or a line out of budget) changed what the router serves:
+            # wait for its compile, so the next picks come from it whatever the compile
+            # thread's timing. Nothing to wait for, most of the time.
+            self.router.settle(_SETTLE_TIMEOUT)
             if not pending:
                 return
 
@@ -180,14 +199,15 @@ class _Worker:
         """Record one attempt and report it; True when it is safe and useful to resend."""
         outcome, left = answer
         number = pick.number
+        tick = self.loop.tick
         if self.sender is None:
             self.trace.attempts.append(
-                Attempt(i, number.id, number.reputation, number.is_flagged, "unsent")
+                Attempt(i, number.id, number.reputation, number.is_flagged, "unsent", tick)
             )
             return False
         verdict = self.router.report(pick, outcome, to=self.recipients[i])
         self.trace.attempts.append(
-            Attempt(i, number.id, number.reputation, number.is_flagged, _ANSWERS[verdict])
+            Attempt(i, number.id, number.reputation, number.is_flagged, _ANSWERS[verdict], tick)
         )
         return verdict is Verdict.LINE_INELIGIBLE or not left
 
@@ -202,6 +222,8 @@ def run_workload(
     clock: FakeClock | None = None,
     workers: int = 4,
     ejection: Ejection | None = LOOP_EJECTION,
+    pacing: Pacing | None = _PACING,
+    budgets: Pacing | None = _PACING,
     progress: ProgressFn | None = None,
 ) -> RunResult:
     """Run ``workload`` through ``spec`` against the API at ``base_url``.
@@ -210,8 +232,10 @@ def run_workload(
     applied to it as the run goes and every send is sent to it; without, the events
     are skipped and nothing is sent (a real pool is not ours to change or write to).
     ``clock`` is the simulated clock (the server's too, for its pair limit);
-    ``ejection=None`` runs the naive worker. List requests are counted at the HTTP
-    layer, retries included.
+    ``ejection=None`` runs the naive worker; ``pacing`` is the router's (``None``:
+    off) and ``budgets`` the ``Pacing`` the report measures the sends against (the
+    run's own, or the one a run without pacing would have had). List requests are
+    counted at the HTTP layer, retries included.
     """
     trace = _Trace(sent=server is not None)
     calls = 0
@@ -228,6 +252,7 @@ def run_workload(
         events.setdefault(event.tick, []).append(event)
     loop = _Loop()
     with contextlib.ExitStack() as stack:
+        stack.enter_context(limits_clock(clock))
         http = stack.enter_context(
             httpx.Client(timeout=10.0, event_hooks={"request": [count_request]})
         )
@@ -245,7 +270,14 @@ def run_workload(
         registry = Registry(client, ttl=TTL, error_retry_interval=ERROR_RETRY, clock=clock)
         registry.snapshot()  # a cold start that fails is an API failure, before any pick
         router = stack.enter_context(
-            Router(registry, policy=spec, ejection=ejection, on_event=loop, clock=clock)
+            Router(
+                registry,
+                policy=spec,
+                ejection=ejection,
+                on_event=loop,
+                clock=clock,
+                pacing=pacing,
+            )
         )
         worker = _Worker(router, sender, pool, workload, trace, loop)
         started = time.perf_counter()
@@ -270,9 +302,11 @@ def run_workload(
                 worker.batch(range(first, min(first + workers, hi)))
             if progress is not None:
                 progress(hi - lo)
-            clock.advance(TICK_SECONDS)
+            clock.advance(workload.tick_seconds)
         elapsed = time.perf_counter() - started
         retries = client.retries
+        # Read while limits still reads the simulated clock: the windows as they end.
+        use = router.budgets()
     trace.ejections = loop.finish()
     return summarize(
         spec,
@@ -282,6 +316,14 @@ def run_workload(
         elapsed=elapsed,
         counters=(calls, retries, registry.refreshes, registry.failures),
         ejection=ejection,
+        budgets=budget_figures(
+            trace.attempts,
+            workload.recipients,
+            workload.tick_seconds,
+            budgets,
+            paced=pacing is not None,
+        ),
+        budget_use=use,
     )
 
 

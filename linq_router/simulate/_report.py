@@ -25,6 +25,7 @@ from ._timeline import REPUTATION_COLOR, ejection_note, legend, periods_text, ti
 from ._workload import TICK_SECONDS
 
 __all__ = [
+    "budget_row",
     "critical_verdict",
     "loop_verdict",
     "render_compare",
@@ -269,7 +270,34 @@ def _summary_rows(result: RunResult) -> list[tuple[str, RenderableType]]:
         ("to a FLAGGED line", f"{result.to_flagged:,}"),
         ("returning recipients", sticky_verdict(result)),
     ]
-    return rows + _send_rows(result)
+    rows += _send_rows(result)
+    budgets = budget_row(result)
+    return rows if budgets is None else [*rows, ("budgets", budgets)]
+
+
+def budget_row(result: RunResult) -> str | None:
+    """'per_line 7000/day: busiest line +1... used 154 (2.2%); per_pair 30/minute: ...'."""
+    figures = result.budgets
+    if figures is None or result.sending is None:
+        return None
+    if not figures.paced:
+        return "off (pacing=None)"
+    numbers = {h.id: h.phone_number for h in result.lines}
+    parts = []
+    if figures.per_line is not None:
+        line, used = figures.peak
+        rate = figures.per_line
+        who = f"busiest line {numbers.get(line, line)}" if line is not None else "no line"
+        parts.append(f"per_line {rate.text}: {who} used {used:,} ({percent(used, rate.amount)})")
+    if figures.per_pair is not None:
+        pairs = "pair" if figures.pairs_reached == 1 else "pairs"
+        parts.append(
+            f"per_pair {figures.per_pair.text}: {figures.pairs_reached:,} {pairs} reached it, "
+            f"{figures.pair_limited:,} 429s from the fake"
+        )
+    if figures.out_of_budget:
+        parts.append(f"{figures.out_of_budget:,} picks found every line out of budget")
+    return "; ".join(parts) or "none set"
 
 
 def _events(result: RunResult) -> Text:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import attrs
 
@@ -17,6 +17,11 @@ from linq_router._models import PhoneNumber, Reputation, Snapshot
 from linq_router.feedback import Ejection
 
 from ._workload import PoolEvent, Workload
+
+if TYPE_CHECKING:  # _budgets reads attempts: only the annotation is needed here
+    from linq_router.pacing import Budget
+
+    from ._budgets import BudgetFigures
 
 __all__ = [
     "Answer",
@@ -30,10 +35,18 @@ __all__ = [
 ]
 
 Answer = Literal[
-    "accepted", "ineligible", "failing", "pair_limited", "refused", "unsent", "no_line"
+    "accepted",
+    "ineligible",
+    "failing",
+    "pair_limited",
+    "refused",
+    "unsent",
+    "no_line",
+    "no_budget",
 ]
 """How one attempt ended: Linq took it; 403 / 2027; a 5xx or no answer; 429; another
-refusal; not sent (a pick-only run on the real API); no eligible line to pick."""
+refusal; not sent (a pick-only run on the real API); no eligible line to pick; every
+line out of budget (``BudgetExhaustedError``)."""
 
 
 def percent(part: float, whole: float) -> str:
@@ -47,6 +60,7 @@ class Attempt:
 
     ``send`` is the send's index in the workload; a send that was repicked has several
     attempts, in order. ``line`` is the picked line's id (``None``: no eligible line).
+    ``tick`` is the tick it was made in.
     """
 
     send: int
@@ -54,6 +68,7 @@ class Attempt:
     reputation: Reputation | None
     flagged: bool
     answer: Answer
+    tick: int = 0
 
 
 @attrs.frozen
@@ -154,6 +169,10 @@ class RunResult:
     """The router's ejection settings; ``None``: the naive worker, no feedback loop."""
     naive: RunResult | None = None
     """The same spec and workload without the feedback loop, when it was run."""
+    budgets: BudgetFigures | None = None
+    """The sends against the run's budgets (``None``: not computed)."""
+    budget_use: tuple[Budget, ...] = ()
+    """``Router.budgets()`` at the end of the run (empty without pacing)."""
 
     @property
     def picked(self) -> int:
@@ -225,8 +244,9 @@ def _histories(snapshots: Sequence[Snapshot]) -> tuple[LineHistory, ...]:
 def _send_figures(attempts: Sequence[Attempt], sends: int) -> SendFigures:
     answers = Counter(a.answer for a in attempts)
     accepted = {a.send for a in attempts if a.answer == "accepted"}
+    unsent = ("unsent", "no_line", "no_budget")
     return SendFigures(
-        requests=sum(n for answer, n in answers.items() if answer not in ("unsent", "no_line")),
+        requests=sum(n for answer, n in answers.items() if answer not in unsent),
         accepted=answers["accepted"],
         ineligible=answers["ineligible"],
         failing=answers["failing"],
@@ -246,6 +266,8 @@ def summarize(
     elapsed: float,
     counters: tuple[int, int, int, int],
     ejection: Ejection | None = None,
+    budgets: BudgetFigures | None = None,
+    budget_use: tuple[Budget, ...] = (),
 ) -> RunResult:
     """Aggregate a run's trace into a ``RunResult``.
 
@@ -308,4 +330,6 @@ def summarize(
         hits=dict(hits),
         ejections=tuple(trace.ejections),
         ejection=ejection,
+        budgets=budgets,
+        budget_use=budget_use,
     )

@@ -179,16 +179,22 @@ _AREA_CODES = (202, 212, 305, 312, 415, 512, 617, 713, 206, 310)
 class Workload:
     """What to send: one recipient per send, in order, and the pool's events.
 
-    Sends of tick ``t`` are ``range(*bounds(t))``.
+    Sends of tick ``t`` are ``range(*bounds(t))``: spread evenly over the ticks, or,
+    with ``starts`` (``ticks + 1`` indexes), from ``starts[t]`` to ``starts[t + 1]``.
+    A tick lasts ``tick_seconds`` of simulated time.
     """
 
     seed: int
     recipients: tuple[str, ...]
     events: tuple[PoolEvent, ...]
     ticks: int = TICKS
+    tick_seconds: float = TICK_SECONDS
+    starts: tuple[int, ...] = ()
 
     def bounds(self, tick: int) -> tuple[int, int]:
         """The first and past-the-last send index of ``tick``."""
+        if self.starts:
+            return self.starts[tick], self.starts[tick + 1]
         n = len(self.recipients)
         return tick * n // self.ticks, (tick + 1) * n // self.ticks
 
