@@ -1,10 +1,13 @@
-"""How the command line shows lines: a table that fits the terminal, JSON, a summary."""
+"""How the command line shows lines: a table that fits the terminal, JSON, a summary.
+
+And their budgets (``budgets_table``): each line's use of each ``Pacing`` rate.
+"""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -13,7 +16,17 @@ from rich.text import Text
 from ._fit import Fit
 from ._models import PhoneNumber, Reputation
 
-__all__ = ["REPUTATION_STYLE", "line_json", "lines_table", "reputation_summary"]
+if TYPE_CHECKING:
+    from .pacing import Budget
+
+__all__ = [
+    "REPUTATION_STYLE",
+    "budgets_table",
+    "line_json",
+    "lines_table",
+    "reputation_summary",
+    "resets_in",
+]
 
 REPUTATION_STYLE = {
     Reputation.HEALTHY: "green",
@@ -89,3 +102,41 @@ def lines_table(lines: list[PhoneNumber], title: str) -> Fit:
 def _and(names: list[str]) -> str:
     """'a', 'a and b', 'a, b and c'."""
     return " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+
+
+def resets_in(seconds: float) -> str:
+    """'23h 50m', '4m 10s', '12s': how long until a window frees room."""
+    whole = max(0, round(seconds))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def budgets_table(budgets: Sequence[Budget], now: float, title: str) -> Table:
+    """Each line's budgets: line, kind, limit, used, remaining and when it resets.
+
+    ``now`` is the router's clock (``Budget.resets_at`` is on it); a window that holds
+    nothing has nothing to reset ("-"). Values fold rather than lose characters.
+    """
+    table = Table(title=title, title_justify="left")
+    table.add_column("line", no_wrap=True)
+    table.add_column("kind", overflow="fold")
+    table.add_column("limit", overflow="fold")
+    for name in ("used", "remaining"):
+        table.add_column(name, justify="right", overflow="fold")
+    table.add_column("resets in", justify="right", overflow="fold")
+    for budget in budgets:
+        out = budget.remaining == 0
+        table.add_row(
+            budget.line,
+            budget.kind,
+            budget.limit,
+            f"{budget.used:,}",
+            f"[red]{budget.remaining:,}[/red]" if out else f"{budget.remaining:,}",
+            resets_in(budget.resets_at - now) if budget.used else "-",
+        )
+    return table

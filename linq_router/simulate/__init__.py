@@ -5,16 +5,24 @@ feedback, the client and the fake API, and nothing below imports it. The names h
 are what ``linq_router.cli`` uses; they are not part of the public API.
 """
 
+from ._day import DAY_SENDS, DAY_WORKERS, MIN_DAY_SENDS, run_budgets_demo, run_day
+from ._day_report import render_day
 from ._engine import run_specs, run_workload, runs_per_spec
 from ._html import render_html
 from ._report import render_compare, render_run
 from ._workload import make_workload
 
 __all__ = [
+    "DAY_SENDS",
+    "DAY_WORKERS",
+    "MIN_DAY_SENDS",
     "make_workload",
     "render_compare",
+    "render_day",
     "render_html",
     "render_run",
+    "run_budgets_demo",
+    "run_day",
     "run_specs",
     "run_workload",
     "runs_per_spec",

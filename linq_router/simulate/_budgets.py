@@ -8,7 +8,7 @@ is exact for the run's sends whatever the router's storage held.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 
 import attrs
@@ -58,8 +58,9 @@ class BudgetFigures:
     ``line_peaks`` maps each line id to the most it sent within any ``per_line``
     window; ``pairs_reached`` counts the sender-recipient pairs that sent ``per_pair``'s
     amount within its window, ``pairs_over`` those that sent more; ``pair_limited``
-    the 429 / 1007 answers of the fake; ``out_of_budget`` the picks that found every
-    line out of budget (``BudgetExhaustedError``).
+    the 429 / 1007 answers of the fake (``line_429s``: per line id);
+    ``out_of_budget`` the picks that found every line out of budget
+    (``BudgetExhaustedError``).
     """
 
     per_line: Rate | None
@@ -70,6 +71,7 @@ class BudgetFigures:
     pairs_over: int
     pair_limited: int
     out_of_budget: int
+    line_429s: dict[str, int] = attrs.field(factory=dict)
 
     @property
     def peak(self) -> tuple[str | None, int]:
@@ -99,13 +101,16 @@ def budget_figures(
     per_line = _first_rate("per_line", pacing.per_line) if pacing else None
     per_pair = _first_rate("per_pair", pacing.per_pair) if pacing else None
     line_times: dict[str, list[float]] = defaultdict(list)
+    refused: Counter[str] = Counter()
     pair_times: dict[tuple[str, str], list[float]] = defaultdict(list)
     for a in attempts:
         if a.line is None or a.answer not in ("accepted", "pair_limited"):
             continue
         at = a.tick * tick_seconds
         line_times[a.line].append(at)
-        if a.answer == "accepted":
+        if a.answer == "pair_limited":
+            refused[a.line] += 1
+        else:
             pair_times[a.line, recipients[a.send]].append(at)
     window = per_line.window if per_line else 86_400.0
     peaks = {line: peak_in_window(times, window) for line, times in line_times.items()}
@@ -124,6 +129,7 @@ def budget_figures(
         line_peaks=peaks,
         pairs_reached=reached,
         pairs_over=over,
-        pair_limited=sum(a.answer == "pair_limited" for a in attempts),
+        pair_limited=sum(refused.values()),
         out_of_budget=sum(a.answer == "no_budget" for a in attempts),
+        line_429s=dict(refused),
     )

@@ -307,6 +307,7 @@ def run_workload(
         retries = client.retries
         # Read while limits still reads the simulated clock: the windows as they end.
         use = router.budgets()
+        ended_at = clock()
     trace.ejections = loop.finish()
     return summarize(
         spec,
@@ -324,6 +325,7 @@ def run_workload(
             paced=pacing is not None,
         ),
         budget_use=use,
+        ended_at=ended_at,
     )
 
 

@@ -173,6 +173,8 @@ class RunResult:
     """The sends against the run's budgets (``None``: not computed)."""
     budget_use: tuple[Budget, ...] = ()
     """``Router.budgets()`` at the end of the run (empty without pacing)."""
+    ended_at: float = 0.0
+    """The simulated clock when the run ended (``budget_use``'s ``resets_at`` is on it)."""
 
     @property
     def picked(self) -> int:
@@ -268,6 +270,7 @@ def summarize(
     ejection: Ejection | None = None,
     budgets: BudgetFigures | None = None,
     budget_use: tuple[Budget, ...] = (),
+    ended_at: float = 0.0,
 ) -> RunResult:
     """Aggregate a run's trace into a ``RunResult``.
 
@@ -332,4 +335,5 @@ def summarize(
         ejection=ejection,
         budgets=budgets,
         budget_use=budget_use,
+        ended_at=ended_at,
     )
