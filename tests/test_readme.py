@@ -312,7 +312,7 @@ def test_local_numbers_are_credited_to_geomatch() -> None:
 
 _SIMULATE_MARK = re.compile(r"^<!--\s*simulate-output:\s*(?P<columns>\d+) columns\b.*-->$")
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
-_PICKS_PER_SECOND = re.compile(r"^(picks/s\s+)[\d,]+", re.MULTILINE)
+_PICKS_PER_SECOND = re.compile(r"^((?:picks|sends)/s\s+)[\d,]+", re.MULTILINE)
 _STAY_RATE = re.compile(r"^(returning recipients\b.*?)\d+\.\d%", re.MULTILINE)
 
 
