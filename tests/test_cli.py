@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -409,3 +410,64 @@ def test_a_blank_base_url_variable_counts_as_unset(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv(BASE_URL_ENV, "ftp://example.test")
     with pytest.raises(click.UsageError, match="http"):
         check_base_url()
+
+
+def test_budgets_demo_shows_each_lines_use_after_a_run() -> None:
+    """`budgets --demo` runs sends through the fake and shows used, remaining and resets."""
+    result = CliRunner().invoke(main, ["budgets", "--demo"], env={"COLUMNS": "160"})
+    assert result.exit_code == 0, result.output
+    header = next(line for line in result.output.splitlines() if "remaining" in line)
+    for column in ("line", "kind", "limit", "used", "remaining", "resets in"):
+        assert column in header
+    rows = [line for line in result.output.splitlines() if "per_line" in line and "│" in line]
+    assert len(rows) == len(sample_pool())
+    used = []
+    for row in rows:
+        cells = [c.strip() for c in row.strip("│ ").split("│")]
+        n, left = int(cells[3].replace(",", "")), int(cells[4].replace(",", ""))
+        assert n + left == 7000
+        assert cells[5] == "-" if n == 0 else re.fullmatch(r"23h \d\dm", cells[5])
+        used.append(n)
+    assert sum(used) == 400  # every send of the run was accepted and counted once
+    assert "Pacing() defaults" in result.output
+
+
+def test_budgets_reads_memory_storage_and_says_it_is_empty(
+    server: FakeLinqServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --demo the lines come from the API; memory:// holds nothing, and it says so."""
+    monkeypatch.setenv(API_KEY_ENV, server.api_key)
+    monkeypatch.setenv(BASE_URL_ENV, server.base_url)
+    result = CliRunner().invoke(main, ["budgets"], env={"COLUMNS": "160"})
+    assert result.exit_code == 0, result.output
+    for line in server.numbers:
+        assert line["phone_number"] in result.output
+    assert "memory:// is this process's own store and starts empty" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "needle"),
+    [
+        (["--storage", "nowhere"], 2, "limits storage URI"),
+        (["--per-line", "lots"], 2, "not a rate"),
+        (["--storage", "bogus://host"], 1, "could not read the budgets from bogus://host"),
+    ],
+)
+def test_budgets_errors_are_one_line(
+    server: FakeLinqServer, monkeypatch: pytest.MonkeyPatch, args: list[str], code: int, needle: str
+) -> None:
+    """A bad URI or rate is a usage error; a storage that cannot be read exits 1."""
+    monkeypatch.setenv(API_KEY_ENV, server.api_key)
+    monkeypatch.setenv(BASE_URL_ENV, server.base_url)
+    result = CliRunner().invoke(main, ["budgets", *args])
+    assert result.exit_code == code, result.output
+    assert needle in result.output
+    assert "Traceback" not in result.output
+
+
+def test_budgets_without_a_key_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No key and no --demo: exit 2 naming the variable, as the other commands."""
+    monkeypatch.delenv(API_KEY_ENV, raising=False)
+    result = CliRunner().invoke(main, ["budgets"])
+    assert result.exit_code == 2
+    assert API_KEY_ENV in result.output
