@@ -16,7 +16,7 @@ import attrs
 from linq_router.pacing import Pacing
 from linq_router.pacing._config import parse_rates
 
-from ._results import Attempt
+from ._attempt import Attempt
 
 __all__ = ["BudgetFigures", "Rate", "budget_figures", "peak_in_window"]
 

@@ -16,6 +16,7 @@ import attrs
 from linq_router._models import PhoneNumber, Reputation, Snapshot
 from linq_router.feedback import Ejection
 
+from ._attempt import Answer, Attempt
 from ._workload import PoolEvent, Workload
 
 if TYPE_CHECKING:  # _budgets reads attempts: only the annotation is needed here
@@ -34,41 +35,10 @@ __all__ = [
     "summarize",
 ]
 
-Answer = Literal[
-    "accepted",
-    "ineligible",
-    "failing",
-    "pair_limited",
-    "refused",
-    "unsent",
-    "no_line",
-    "no_budget",
-]
-"""How one attempt ended: Linq took it; 403 / 2027; a 5xx or no answer; 429; another
-refusal; not sent (a pick-only run on the real API); no eligible line to pick; every
-line out of budget (``BudgetExhaustedError``)."""
-
 
 def percent(part: float, whole: float) -> str:
     """``part`` as a percentage of ``whole`` to one decimal, or "-" when there is none."""
     return f"{100 * part / whole:.1f}%" if whole else "-"
-
-
-@attrs.frozen
-class Attempt:
-    """One pick and, when a line was found and the run sends, one ``POST /v3/chats``.
-
-    ``send`` is the send's index in the workload; a send that was repicked has several
-    attempts, in order. ``line`` is the picked line's id (``None``: no eligible line).
-    ``tick`` is the tick it was made in.
-    """
-
-    send: int
-    line: str | None
-    reputation: Reputation | None
-    flagged: bool
-    answer: Answer
-    tick: int = 0
 
 
 @attrs.frozen
