@@ -61,6 +61,20 @@ def verdict(ratio: float, target: float) -> str:
     return "met" if ratio <= target else "**missed**"
 
 
+def section_main(name: str, doc: str, section: Callable[..., str]) -> None:
+    """The command line of a script that writes one section: ``--quick``, ``--no-write``."""
+    import argparse  # noqa: PLC0415 - only the scripts' own runs need it
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer calls")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args()
+    text = section(quick=args.quick)
+    print(text)
+    if not args.no_write:
+        write_section(name, text)
+
+
 def write_section(name: str, body: str) -> None:
     """Replace (or add) the section ``name`` of docs/benchmarks.md with ``body``."""
     DOC.parent.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,6 @@ benchmark:
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 import threading
@@ -30,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _report import machine, verdict, write_section
+from _report import machine, section_main, verdict
 from bench_pick import StaticRegistry, make_pool
 
 from linq_router import Ejection, Outcome, Router, SlowStart
@@ -227,16 +226,5 @@ def section(*, quick: bool) -> str:
     return report(quiet, churn, number, repeat, seconds)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer calls")
-    parser.add_argument("--no-write", action="store_true", help="print only")
-    args = parser.parse_args()
-    text = section(quick=args.quick)
-    print(text)
-    if not args.no_write:
-        write_section("feedback", text)
-
-
 if __name__ == "__main__":
-    main()
+    section_main("feedback", __doc__, section)

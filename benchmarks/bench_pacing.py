@@ -18,7 +18,6 @@ Interleaved in one process against the pick benchmark's registry double:
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import sys
 import threading
@@ -28,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from _report import machine, verdict, write_section
+from _report import machine, section_main, verdict
 from bench_feedback import _interleaved
 from bench_pick import RECIPIENTS, StaticRegistry, make_pool
 
@@ -181,16 +180,5 @@ def section(*, quick: bool) -> str:
     return report(_measure(number, repeat), number, repeat, _overshoot(5 if quick else 20))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer calls")
-    parser.add_argument("--no-write", action="store_true", help="print only")
-    args = parser.parse_args()
-    text = section(quick=args.quick)
-    print(text)
-    if not args.no_write:
-        write_section("pacing", text)
-
-
 if __name__ == "__main__":
-    main()
+    section_main("pacing", __doc__, section)

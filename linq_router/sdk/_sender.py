@@ -47,7 +47,13 @@ _NAP = 0.01  # the shortest wait for a pair's room
 class _SenderCore:
     """Everything but the I/O: arguments, the chat book, and what a send needs."""
 
-    def __init__(self, max_repicks: object, max_chats: object, max_wait: object = 0.0) -> None:
+    def __init__(
+        self, client: Any, max_repicks: object, max_chats: object, max_wait: object
+    ) -> None:
+        self.client = client
+        # Built once: with_options copies the client (sharing its connection pool). Every
+        # send goes through it: the SDK would resend after a 500 or a timeout.
+        self._once = client.with_options(max_retries=0)
         self.max_repicks = check_max_repicks(max_repicks)
         self.max_wait = float(check_seconds("max_wait", max_wait, positive=False))
         self._book = ChatBook(check_max_chats(max_chats))
@@ -153,6 +159,9 @@ class Sender(_SenderCore):
     .. versionadded:: 0.3
     """
 
+    client: linq.LinqAPIV3
+    _once: linq.LinqAPIV3
+
     def __init__(
         self,
         router: Router,
@@ -163,12 +172,8 @@ class Sender(_SenderCore):
         max_wait: float = 0.0,
     ) -> None:
         check_clients("Sender", router, client, want_async=False)
-        super().__init__(max_repicks, max_chats, max_wait)
+        super().__init__(client, max_repicks, max_chats, max_wait)
         self.router = router
-        self.client = client
-        # Built once: with_options copies the client (sharing its connection pool). Every
-        # send goes through it: the SDK would resend after a 500 or a timeout.
-        self._once = client.with_options(max_retries=0)
 
     def create_chat(
         self,
@@ -302,6 +307,9 @@ class AsyncSender(_SenderCore):
     .. versionadded:: 0.3
     """
 
+    client: linq.AsyncLinqAPIV3
+    _once: linq.AsyncLinqAPIV3
+
     def __init__(
         self,
         router: AsyncRouter,
@@ -312,10 +320,8 @@ class AsyncSender(_SenderCore):
         max_wait: float = 0.0,
     ) -> None:
         check_clients("AsyncSender", router, client, want_async=True)
-        super().__init__(max_repicks, max_chats, max_wait)
+        super().__init__(client, max_repicks, max_chats, max_wait)
         self.router = router
-        self.client = client
-        self._once = client.with_options(max_retries=0)
 
     async def create_chat(
         self,
