@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from linq_router import AsyncLinqClient, AsyncRegistry, LinqClient, Registry, Router
+from linq_router import AsyncLinqClient, AsyncRegistry, LinqClient, Pacing, Registry, Router
 from linq_router.state import MemoryState
 from linq_router.testing import FakeLinqServer
 
@@ -29,7 +29,7 @@ pytestmark = [
 ]
 
 LIST = "GET /v3/phone_numbers"
-CHILD_TIMEOUT = 2.0  # every child must pick and refresh within this
+CHILD_TIMEOUT = 10.0  # a hung child is one that has not picked and refreshed by then
 RECIPIENTS = [f"+1415555{i:04d}" for i in range(50)]
 
 Report = dict[str, Any]
@@ -216,6 +216,43 @@ def test_a_child_forked_while_locks_are_held_does_not_wait_for_them(
         holder.join(10)
     assert report == {"remembered": "line-a", "lines": len(server.numbers)}
     assert state.get_assignment("+14155550001") is None  # the child's memory is its own
+
+
+def test_a_router_forked_while_its_budget_storage_is_locked_keeps_pacing(
+    server: FakeLinqServer, client: LinqClient
+) -> None:
+    """A lock of limits' storage held at the fork is free in the child; counts carry over."""
+    registry = Registry(client, ttl=60)
+    router = Router(registry, "round-robin", pacing=Pacing(per_line="100/hour", per_pair=None))
+    pick = router.pick()
+    router.report(pick)
+    pacer = router._pacer
+    assert pacer is not None
+    storage = pacer.storage
+    key = next(iter(storage.events))  # the line's window
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with storage.locks[key], pacer._lock:
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold, daemon=True)
+    holder.start()
+    assert held.wait(5)
+
+    def child() -> Report:
+        router.report(pick)
+        used = {b.line: b.used for b in router.budgets()}
+        return {"used": used[pick.phone_number]}
+
+    try:
+        report = run_forked(child)
+    finally:
+        release.set()
+        holder.join(10)
+        router.close()
+    assert report == {"used": 2}
 
 
 def test_an_async_registry_forked_mid_refresh_works_in_the_child(

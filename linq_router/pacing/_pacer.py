@@ -33,6 +33,7 @@ import limits.strategies
 from limits import RateLimitItem
 from limits.storage import storage_from_string
 
+from linq_router._fork import renew_after_fork
 from linq_router._models import PhoneNumber, Reputation
 from linq_router._pick import PickContext
 
@@ -412,9 +413,20 @@ class Pacer(PacerCore):
 
     def __init__(self, pacing: Pacing, clock: Callable[[], float]) -> None:
         super().__init__(pacing, clock)
-        storage = storage_from_string(pacing.storage)
+        self.storage = storage_from_string(pacing.storage)
         strategy: Any = limits.strategies.STRATEGIES[pacing.strategy]
-        self.limiter = strategy(storage)
+        self.limiter = strategy(self.storage)
+        renew_after_fork(self)
+
+    def _after_fork_in_child(self) -> None:
+        # A parent thread (limits' expiry timer, a report) may have held a lock at the
+        # fork. The counts stay (a fork inherits them, as a process's own store should);
+        # the locks and the timer are made anew, the way limits unpickles its storage.
+        self._lock = threading.Lock()
+        getstate = getattr(self.storage, "__getstate__", None)
+        setstate = getattr(self.storage, "__setstate__", None)
+        if callable(getstate) and callable(setstate) and self._local:
+            setstate(getstate())
 
     def run(self, plan: Plan[T]) -> T:
         """Run ``plan`` to its end, making its calls."""
