@@ -250,6 +250,9 @@ class _CompiledSticky:
         assert line is not None
         weight = 1.0 if self.equal else self._weights[line.reputation]
         label = f"{line.reputation.value}, weight {weight}"
+        factor = self._group.factor(line_id)
+        if factor < 1.0:
+            label += f" x slow start {factor:.2f}"
         pick = self._group.make_pick(
             line, f"sticky: assigned {line.phone_number} by consistent hashing ({label})"
         )
