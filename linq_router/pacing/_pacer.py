@@ -52,6 +52,7 @@ _NAMESPACE = "linq_router"
 # a moving window keeps one entry per send.
 _SHADOW_EXTRA = 1024
 _ROOM_ENTRIES = 100_000
+_PRUNE_EVERY = 60.0  # seconds between two sweeps of dead keys from memory storage
 _OPS = {"hit": "hit", "stats": "get_window_stats", "test": "test", "clear": "clear"}
 
 
@@ -109,6 +110,7 @@ class PacerCore:
         # Room known left per (rate, ids), for process-local storage only (see _count).
         self._local = pacing.storage.split("://", 1)[0] in ("memory", "async+memory")
         self._room: dict[tuple[str, ...], int] = {}
+        self._next_prune = time.monotonic() + _PRUNE_EVERY
 
     def has_pair_marks(self) -> bool:
         """Whether some sender-recipient pair is marked at its limit."""
@@ -394,6 +396,25 @@ class PacerCore:
                 for until, number in [max(marks.values())]
             }
 
+    def _stale_keys(self, storage: Any) -> list[str]:
+        """Keys of ``limits``' memory storage whose windows hold nothing live any more.
+
+        Its moving windows keep a key (and its expiry thread keeps visiting it every
+        10 ms) for every pair ever seen, live or not: one per recipient. Clearing the
+        dead ones (``storage.clear``) keeps that work proportional to the live pairs.
+        Runs at most once a minute.
+        """
+        self._next_prune = time.monotonic() + _PRUNE_EVERY
+        events = getattr(storage, "events", None)
+        if not isinstance(events, dict):
+            return []
+        now = time.time()
+        return [
+            key
+            for key, entries in list(events.items())
+            if not entries or getattr(entries[0], "expiry", now + 1) <= now
+        ]
+
     def failed(self, what: str, error: BaseException) -> None:
         """A storage call failed: log once per kind of error, and carry on unpaced."""
         kind = f"{what}:{type(error).__name__}"
@@ -436,6 +457,9 @@ class Pacer(PacerCore):
             while True:
                 call = plan.send(getattr(limiter, _OPS[call.op])(call.item, *call.ids))
         except StopIteration as done:
+            if self._local and time.monotonic() >= self._next_prune:
+                for key in self._stale_keys(self.storage):
+                    self.storage.clear(key)
             return done.value  # type: ignore[no-any-return]
 
 
@@ -446,6 +470,7 @@ class AsyncPacer(PacerCore):
         super().__init__(pacing, clock)
         uri = pacing.storage
         storage = storage_from_string(uri if uri.startswith("async+") else f"async+{uri}")
+        self.storage: Any = storage
         strategy: Any = limits.aio.strategies.STRATEGIES[pacing.strategy]
         self.limiter = strategy(storage)
 
@@ -457,4 +482,7 @@ class AsyncPacer(PacerCore):
             while True:
                 call = plan.send(await getattr(limiter, _OPS[call.op])(call.item, *call.ids))
         except StopIteration as done:
+            if self._local and time.monotonic() >= self._next_prune:
+                for key in self._stale_keys(self.storage):
+                    await self.storage.clear(key)
             return done.value  # type: ignore[no-any-return]

@@ -315,3 +315,20 @@ def test_inbound_by_phone_number_object() -> None:
     r.pick()
     r.record_inbound(PhoneNumber("id-0", "+12025550000"))
     assert used(r)["+12025550000"] == 1
+
+
+def test_dead_pair_windows_are_swept_from_memory_storage(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pairs whose windows emptied are cleared from limits' memory storage (once a minute)."""
+    import linq_router.pacing._pacer as pacer_module
+
+    monkeypatch.setattr(pacer_module, "_PRUNE_EVERY", 0.0)
+    r = router(n=1, pacing=Pacing(per_line=None, per_pair="50/second"))
+    pick = r.pick()
+    for i in range(200):
+        r.report(pick, to=f"+1415555{i:04d}")
+    pacer = r._pacer
+    assert pacer is not None
+    assert len(pacer.storage.events) >= 200
+    time.sleep(1.1)
+    r.report(pick, to="+14155559999")  # a report sweeps what died meanwhile
+    assert len(pacer.storage.events) <= 2
