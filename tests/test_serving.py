@@ -10,6 +10,8 @@ from typing import Any
 
 import attrs
 import pytest
+from doubles import AsyncFakeRegistry as AsyncSource
+from doubles import FakeRegistry as Source
 
 import linq_router._serving as serving
 from linq_router._models import PhoneNumber, Reputation, Snapshot
@@ -29,31 +31,6 @@ RECIPIENTS = [f"+1{area}555{i:04d}" for area in ("202", "212", "415") for i in r
 def _pool(n: int = 60) -> Snapshot:
     areas = ("202", "212", "415")
     return Snapshot([PhoneNumber(f"id-{i:03d}", f"+1{areas[i % 3]}555{i:04d}") for i in range(n)])
-
-
-class Source:
-    """A registry double: snapshot(), subscribe(), and set() to publish a new snapshot."""
-
-    def __init__(self, snapshot: Snapshot) -> None:
-        self.current = snapshot
-        self.listeners: list[Callable[[Snapshot], None]] = []
-
-    def snapshot(self) -> Snapshot:
-        return self.current
-
-    def subscribe(self, listener: Callable[[Snapshot], None]) -> Callable[[], None]:
-        self.listeners.append(listener)
-        return lambda: self.listeners.remove(listener)
-
-    def set(self, snapshot: Snapshot) -> None:
-        self.current = snapshot
-        for listener in list(self.listeners):
-            listener(snapshot)
-
-
-class AsyncSource(Source):
-    async def snapshot(self) -> Snapshot:  # type: ignore[override]
-        return self.current
 
 
 @pytest.fixture

@@ -19,9 +19,8 @@ from __future__ import annotations
 import attrs
 
 from linq_router.pacing import Pacing
-from linq_router.testing import FakeClock, FakeLinqServer, sample_pool
 
-from ._engine import ProgressFn, run_workload
+from ._engine import ProgressFn, run_on_fake
 from ._results import RunResult
 from ._workload import LOOP_EJECTION, Workload, make_workload
 
@@ -114,25 +113,18 @@ def run_day(
     """Run a day of ``sends`` through ``spec`` on the demo pool, paced, then not."""
     workload = make_day_workload(sends, seed)
     pacing = day_pacing(sends)
-    runs = []
-    for paced in (pacing, None):
-        clock = FakeClock(0.0)
-        with FakeLinqServer(sample_pool(), clock=clock) as server:
-            runs.append(
-                run_workload(
-                    spec,
-                    workload,
-                    base_url=server.base_url,
-                    api_key=server.api_key,
-                    server=server,
-                    clock=clock,
-                    workers=workers,
-                    ejection=LOOP_EJECTION,
-                    pacing=paced,
-                    budgets=pacing,
-                    progress=progress,
-                )
-            )
+    runs = [
+        run_on_fake(
+            spec,
+            workload,
+            workers=workers,
+            ejection=LOOP_EJECTION,
+            pacing=paced,
+            budgets=pacing,
+            progress=progress,
+        )
+        for paced in (pacing, None)
+    ]
     return DayResult(runs[0], runs[1], pacing)
 
 
@@ -146,15 +138,6 @@ def run_budgets_demo(spec: str, seed: int, sends: int = BUDGETS_DEMO_SENDS) -> R
     Ten simulated minutes, no pool events; its ``budget_use`` is ``Router.budgets()``
     at the end, its ``ended_at`` the simulated time then.
     """
-    clock = FakeClock(0.0)
-    with FakeLinqServer(sample_pool(), clock=clock) as server:
-        return run_workload(
-            spec,
-            make_workload(sends, seed, events=False),
-            base_url=server.base_url,
-            api_key=server.api_key,
-            server=server,
-            clock=clock,
-            pacing=Pacing(),
-            budgets=Pacing(),
-        )
+    return run_on_fake(
+        spec, make_workload(sends, seed, events=False), pacing=Pacing(), budgets=Pacing()
+    )

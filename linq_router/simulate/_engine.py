@@ -36,6 +36,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import attrs
 import httpx
@@ -329,6 +330,24 @@ def run_workload(
     )
 
 
+def run_on_fake(spec: str, workload: Workload, **options: Any) -> RunResult:
+    """``run_workload`` on a fresh ``FakeLinqServer(sample_pool())`` and a clock at 0.
+
+    ``options`` are ``run_workload``'s (``workers``, ``ejection``, ``pacing``...).
+    """
+    clock = FakeClock(0.0)
+    with FakeLinqServer(sample_pool(), clock=clock) as server:
+        return run_workload(
+            spec,
+            workload,
+            base_url=server.base_url,
+            api_key=server.api_key,
+            server=server,
+            clock=clock,
+            **options,
+        )
+
+
 def run_specs(
     specs: Sequence[str],
     workload: Workload,
@@ -352,23 +371,10 @@ def run_specs(
         if not demo:
             results.append(run_workload(spec, workload, workers=workers, progress=progress))
             continue
-        runs = []
-        for ejection in (LOOP_EJECTION, None) if naive else (LOOP_EJECTION,):
-            clock = FakeClock(0.0)
-            with FakeLinqServer(sample_pool(), clock=clock) as server:
-                runs.append(
-                    run_workload(
-                        spec,
-                        workload,
-                        base_url=server.base_url,
-                        api_key=server.api_key,
-                        server=server,
-                        clock=clock,
-                        workers=workers,
-                        ejection=ejection,
-                        progress=progress,
-                    )
-                )
+        runs = [
+            run_on_fake(spec, workload, workers=workers, ejection=ejection, progress=progress)
+            for ejection in ((LOOP_EJECTION, None) if naive else (LOOP_EJECTION,))
+        ]
         loop, *without = runs
         results.append(attrs.evolve(loop, naive=without[0] if without else None))
     return results
