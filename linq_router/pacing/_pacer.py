@@ -31,6 +31,7 @@ import limits
 import limits.aio.strategies
 import limits.strategies
 from limits import RateLimitItem
+from limits.errors import ConfigurationError
 from limits.storage import storage_from_string
 
 from linq_router._fork import renew_after_fork
@@ -429,12 +430,23 @@ class PacerCore:
         )
 
 
+def _storage(uri: str) -> Any:
+    """``limits``' storage for ``uri``; a ``ValueError`` naming it if limits refuses it."""
+    try:
+        return storage_from_string(uri)
+    except ConfigurationError as error:
+        shown_uri = uri.split("@", 1)[-1] if "@" in uri else uri  # never a password
+        said = str(error).replace(uri, shown_uri)
+        msg = f"Pacing(storage={shown_uri!r}) cannot be used: {said}"
+        raise ValueError(msg) from None
+
+
 class Pacer(PacerCore):
     """``PacerCore`` on the ``limits`` sync strategies."""
 
     def __init__(self, pacing: Pacing, clock: Callable[[], float]) -> None:
         super().__init__(pacing, clock)
-        self.storage = storage_from_string(pacing.storage)
+        self.storage = _storage(pacing.storage)
         strategy: Any = limits.strategies.STRATEGIES[pacing.strategy]
         self.limiter = strategy(self.storage)
         renew_after_fork(self)
@@ -469,7 +481,7 @@ class AsyncPacer(PacerCore):
     def __init__(self, pacing: Pacing, clock: Callable[[], float]) -> None:
         super().__init__(pacing, clock)
         uri = pacing.storage
-        storage = storage_from_string(uri if uri.startswith("async+") else f"async+{uri}")
+        storage = _storage(uri if uri.startswith("async+") else f"async+{uri}")
         self.storage: Any = storage
         strategy: Any = limits.aio.strategies.STRATEGIES[pacing.strategy]
         self.limiter = strategy(storage)

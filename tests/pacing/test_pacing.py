@@ -215,6 +215,14 @@ def test_bad_configuration() -> None:
         Pacing(storage="memory")
     with pytest.raises(ValueError, match="expected one of HEALTHY"):
         Pacing(new_conversations={"GREAT": "5/day"})
+    with pytest.raises(ValueError, match="Pacing\\(storage='bogus://x'\\) cannot be used"):
+        Router(FakeRegistry(pool(1)), pacing=Pacing(storage="bogus://x"))
+    with pytest.raises(ValueError, match="redis") as caught:
+        Router(FakeRegistry(pool(1)), pacing=Pacing(storage="redis://user:secret@host:6379"))
+    assert "secret" not in str(caught.value)
+    with pytest.raises(ValueError, match="unknown storage scheme") as caught:
+        Router(FakeRegistry(pool(1)), pacing=Pacing(storage="bogus://user:secret@host"))
+    assert "secret" not in str(caught.value)
     with pytest.raises(TypeError, match="pacing must be a Pacing"):
         Router(FakeRegistry(pool(1)), pacing="on")  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="phone_number must be"):
