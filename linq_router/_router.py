@@ -143,8 +143,7 @@ class Router(_RouterCore):
             try:
                 pick = compiled.pick(ctx)
             except _MustWait:  # a new snapshot left the interim nothing: wait for its compile
-                compiled = self._after_must_wait(snapshot, purpose)
-                pick = compiled.pick(ctx)
+                pick, compiled = self._pick_after_wait(snapshot, ctx)
             pacer = self._pacer
             if pacer is not None and pacer.active and not pacer.clear(pick.number.id, ctx):
                 pick = self._run(self._paced(pick, ctx, compiled), pick)
@@ -320,8 +319,8 @@ class AsyncRouter(_RouterCore):
             try:
                 pick = compiled.pick(ctx)
             except _MustWait:
-                compiled = await asyncio.to_thread(self._after_must_wait, snapshot, purpose)
-                pick = compiled.pick(ctx)
+                pick, waited = await asyncio.to_thread(self._pick_after_wait, snapshot, ctx)
+                compiled = waited
             pacer = self._pacer
             if pacer is not None and pacer.active and not pacer.clear(pick.number.id, ctx):
                 pick = await self._run(self._paced(pick, ctx, compiled), pick)

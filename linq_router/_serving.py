@@ -24,10 +24,11 @@ import math
 import threading
 from collections.abc import Mapping
 
+from ._errors import NoEligibleNumberError
 from ._fork import renew_after_fork
 from ._interim import Served, _Interim, _MustWait, pick_avoiding
 from ._models import PhoneNumber, Snapshot
-from ._pick import Stage
+from ._pick import Pick, PickContext, Stage
 from .feedback import LineEvent, Tracker, eligible
 from .pacing import PacerCore
 from .policies import NO_ADJUSTMENTS, Adjustments, CompiledPolicy, Policy, compile_policy
@@ -36,6 +37,8 @@ from .policies._adjust import ejection_stage
 __all__ = ["Served", "_Interim", "_MustWait", "_Serving", "pick_avoiding"]
 
 logger = logging.getLogger("linq_router")
+# How many compiles a pick the interim could not answer waits for, at most.
+_WAITS = 5
 
 
 class _Serving:
@@ -206,6 +209,24 @@ class _Serving:
                 served = self._install_locked(compiled, snapshot, purpose)
             gc.freeze()  # see _work
             return served
+
+    def _pick_after_wait(self, snapshot: Snapshot, ctx: PickContext) -> tuple[Pick, Served]:
+        """A pick once the compile it waited for is served, and what served it.
+
+        The pool or the feedback may change again while it compiles, so the newest
+        compile may be served masked once more: wait again, a few times at most.
+        """
+        for _ in range(_WAITS):
+            served = self._after_must_wait(snapshot, ctx.purpose)
+            try:
+                return served.pick(ctx), served
+            except _MustWait:
+                snapshot = served.snapshot or snapshot  # the newest one, from here on
+        msg = (
+            f"no eligible line for {ctx.purpose!r}: the pool or the feedback changed "
+            f"{_WAITS} times while the lines left were compiled"
+        )
+        raise NoEligibleNumberError(msg)
 
     def _after_must_wait(self, snapshot: Snapshot, purpose: str) -> Served:
         """The interim had nothing to pick: wait for the worker's compile, or compile."""
