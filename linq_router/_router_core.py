@@ -86,6 +86,9 @@ def voice_memo_policy(policy: Policy) -> Policy:
     return Policy(tuple(filters), policy.selector)
 
 
+_EJECTING = (Verdict.LINE_INELIGIBLE, Verdict.LINE_FAILURE)
+
+
 class _Avoid:
     """Lines a paced pick must not take: those tried this pick, and the masked ones."""
 
@@ -312,9 +315,17 @@ class _RouterCore(_Serving):
             pick = found
 
     def _record(self, pick: Pick | str, outcome: OutcomeLike, verdict: Verdict) -> None:
-        """Apply ``verdict`` (not a plain success) to the reported line."""
+        """Apply ``verdict`` to the reported line, doing nothing where nothing can change."""
         tracker = self._tracker
         if tracker is None:
+            return
+        if verdict is Verdict.SUCCESS:
+            if tracker.watching:  # a streak or a trial to end; else nothing to do, no lock
+                line = self._line_of(pick)
+                if line is not None:
+                    tracker.success(line.id)
+            return
+        if tracker.ejection is None or verdict not in _EJECTING:
             return
         line = self._line_of(pick)
         if line is None:
