@@ -236,6 +236,28 @@ class Snapshot:
         object.__setattr__(replaced, "_parent", (self.version, changed))
         return replaced
 
+    def remove_number(self, key: str, *, fetched_at: float | None = None) -> Snapshot:
+        """A new snapshot without the line whose id or E.164 number is ``key``.
+
+        The same snapshot when there is no such line.
+
+        .. versionadded:: 0.4
+        """
+        old = self._by_key.get(key)
+        if old is None:
+            return self
+        numbers = tuple([n for n in self.numbers if n is not old])
+        by_key = {k: n for k, n in self._by_key.items() if n is not old}
+        replaced = object.__new__(Snapshot)
+        object.__setattr__(replaced, "numbers", numbers)
+        object.__setattr__(
+            replaced, "fetched_at", self.fetched_at if fetched_at is None else fetched_at
+        )
+        object.__setattr__(replaced, "version", _content_version(numbers))
+        object.__setattr__(replaced, "_by_key", by_key)
+        object.__setattr__(replaced, "_parent", (self.version, frozenset({old.id})))
+        return replaced
+
 
 def _changed_ids(before: Snapshot, numbers: tuple[PhoneNumber, ...]) -> frozenset[str]:
     old = before._by_key

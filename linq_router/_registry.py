@@ -34,6 +34,7 @@ import asyncio
 import concurrent.futures
 import inspect
 import logging
+import math
 import threading
 from types import TracebackType
 
@@ -146,6 +147,18 @@ class Registry(_RegistryCore[_SyncClient]):
             phone_number_id, forwarding_number=forwarding_number
         )
         return self._write_through(updated)
+
+    def refresh_soon(self) -> None:
+        """Fetch the list in a background thread; returns at once.
+
+        For an event that says the list changed (a line was assigned, say). A request
+        already in flight may have left before that change: the first ``snapshot()``
+        after it lands starts another, in the background too.
+
+        .. versionadded:: 0.4
+        """
+        self._want_refresh()
+        self._start(background=True)
 
     def _start(
         self, *, background: bool, epoch: int | None = None
@@ -288,6 +301,24 @@ class AsyncRegistry(_RegistryCore[_AsyncClient]):
             phone_number_id, forwarding_number=forwarding_number
         )
         return self._write_through(updated)
+
+    def refresh_soon(self) -> None:
+        """Fetch the list in a background task; returns at once (a plain method).
+
+        As ``Registry.refresh_soon``. Called outside the registry's event loop (from a
+        WSGI thread, say), it marks the snapshot due instead: the next ``snapshot()``
+        starts the refresh, in the background.
+
+        .. versionadded:: 0.4
+        """
+        self._want_refresh()
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            with self._state_lock:
+                self._fresh_until = -math.inf
+            return
+        self._start()
 
     def _start(self) -> asyncio.Task[Snapshot]:
         task = self._inflight

@@ -32,6 +32,9 @@ from ._arguments import check_callable, check_seconds, shown
 from ._errors import registry_unavailable
 from ._fork import renew_after_fork
 from ._models import PhoneNumber, Snapshot
+from ._registry_amend import Amending
+from ._registry_overrides import Overrides
+from ._registry_overrides import apply as apply_overrides
 
 __all__ = ["SnapshotListener"]
 
@@ -62,7 +65,7 @@ _C = TypeVar("_C", _SyncClient, _AsyncClient)
 # Every registry alive in this process, for the fork hook below.
 
 
-class _RegistryCore(Generic[_C]):
+class _RegistryCore(Amending, Generic[_C]):
     """Cache state and the decisions about it. No I/O, no waiting."""
 
     def __init__(
@@ -106,10 +109,10 @@ class _RegistryCore(Generic[_C]):
         # caller is announcing them now (it delivers everything queued meanwhile).
         self._notices: collections.deque[Snapshot] = collections.deque()
         self._announcing = False
-        # Forwarding numbers written through the registry, by line id, with the write's
-        # sequence number: a list fetched before a write must not undo it.
-        self._writes: dict[str, tuple[int, str | None]] = {}
-        self._write_seq = 0
+        # Changes made through the registry (writes, amendments, removals), which a list
+        # fetched before them must not undo; and a refresh wanted after a change number.
+        self._overrides = Overrides()
+        self._refresh_wanted = -1
         self._state_lock = threading.Lock()
         self.refreshes = 0
         """How many list requests this registry has completed successfully."""
@@ -207,9 +210,9 @@ class _RegistryCore(Generic[_C]):
     # -- state changes ------------------------------------------------------------------
 
     def _fetch_started(self) -> int:
-        """Mark the start of a list request: the writes it cannot have seen come after."""
+        """Mark the start of a list request: the changes it cannot have seen come after."""
         with self._state_lock:
-            return self._write_seq
+            return self._overrides.seq
 
     def _install(self, numbers: Iterable[PhoneNumber], started: int) -> Snapshot:
         """Make a fetched list the current snapshot, queueing its notice if it changed.
@@ -220,26 +223,20 @@ class _RegistryCore(Generic[_C]):
         fetched = list(numbers)
         while True:
             with self._state_lock:
-                # Writes made while the list was in flight are newer than what it says;
-                # writes made before it started are in it and need no more remembering.
-                self._writes = {k: v for k, v in self._writes.items() if v[0] > started}
-                newer = {k: v[1] for k, v in self._writes.items()}
-                seq = self._write_seq
+                # Changes made while the list was in flight are newer than what it says;
+                # changes made before it started are in it and need no more remembering.
+                newer = self._overrides.after(started)
+                seq = self._overrides.seq
                 previous = self._current
-            lines = fetched
-            if newer:
-                lines = [
-                    attrs.evolve(n, forwarding_number=newer[n.id]) if n.id in newer else n
-                    for n in fetched
-                ]
+            lines = apply_overrides(fetched, newer)
             # Derived from the previous snapshot, unchanged lines keep their objects
             # (and what is cached on them), and the snapshot knows which ids changed.
             snapshot = (
                 Snapshot(lines, now) if previous is None else previous.derive(lines, fetched_at=now)
             )
             with self._state_lock:
-                if self._write_seq != seq:
-                    continue  # a write landed while deriving: apply it too
+                if self._overrides.seq != seq:
+                    continue  # a change landed while deriving: apply it too
                 self._expires_at = now + self.ttl
                 self._stale_until = self._expires_at + self.stale_if_error
                 self._retry_at = -math.inf
@@ -249,6 +246,10 @@ class _RegistryCore(Generic[_C]):
                 self._fresh_until = (
                     now + self.refresh_ahead if self.refresh_ahead is not None else self._expires_at
                 )
+                if self._refresh_wanted > started:
+                    # A refresh was asked for after this list left: the next caller
+                    # starts one in the background.
+                    self._fresh_until = -math.inf
                 self._queue_notice_locked(previous, snapshot)
                 break
         # The snapshot will live for a TTL or more, and so will most of what the
@@ -288,8 +289,7 @@ class _RegistryCore(Generic[_C]):
     def _write_through(self, updated: PhoneNumber) -> PhoneNumber:
         """Apply a PUT's answer to the cached snapshot; return the full line."""
         with self._state_lock:
-            self._write_seq += 1
-            self._writes[updated.id] = (self._write_seq, updated.forwarding_number)
+            self._overrides.record(updated.id, {"forwarding_number": updated.forwarding_number})
             current = self._current
             cached = current.get(updated.id) if current is not None else None
             if current is None or cached is None:

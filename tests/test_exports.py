@@ -14,6 +14,7 @@ NAMESPACES = [
     "linq_router.sdk",
     "linq_router.state",
     "linq_router.testing",
+    "linq_router.webhooks",
 ]
 
 

@@ -1,0 +1,328 @@
+"""Linq's webhooks, verified and applied once: ``WebhookReceiver`` and ``WebhookResult``.
+
+One request goes through four steps, each able to end it:
+
+1. size: a body over ``max_body`` is 413, before anything reads it;
+2. signature and timestamp (``_verify``): 401;
+3. the body as an event (``_events``): 400 when it is not one;
+4. dedup by ``event_id`` (``_dedup``): a repeat is 200 with ``applied=False``.
+
+Then the event is applied (``_apply``): a line change goes to the registry at once
+(``amend``/``remove``: a new snapshot, compiled incrementally, no list request), a
+send's outcome to the router. ``handle`` never raises: an error while applying is
+logged and answered 500, so that Linq delivers the event again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import os
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from typing import Any
+
+import attrs
+
+from linq_router._arguments import check_callable, check_count, check_seconds
+
+from ._apply import Applied, apply_event
+from ._dedup import Seen
+from ._events import BadEvent, Ignored, parse_event
+from ._verify import Rejected, Verifier
+
+__all__ = ["SECRET_VARIABLE", "WebhookReceiver", "WebhookResult"]
+
+logger = logging.getLogger("linq_router")
+
+SECRET_VARIABLE = "LINQ_WEBHOOK_SECRET"
+"""The environment variable the secret is read from (the official SDK's name)."""
+
+# How long an applied event id is remembered: twice Linq's retry horizon.
+_DEDUP_HORIZON = 3600.0
+# A rejected request is logged at WARNING at most this often (seconds), else at DEBUG.
+_WARN_EVERY = 60.0
+
+Headers = Mapping[str, str] | Iterable[tuple[str | bytes, str | bytes]]
+"""A request's headers: a mapping, or (name, value) pairs as ASGI and WSGI give them."""
+
+
+@attrs.frozen
+class WebhookResult:
+    """What ``WebhookReceiver.handle`` made of one request.
+
+    ``status`` is the HTTP status to answer (200, 400, 401, 413, or 500 when applying
+    failed and Linq should deliver it again); ``event_id`` and ``event_type`` are
+    ``None`` when the body was not read that far; ``applied`` is True when the event
+    changed something (a line amended or removed, a refresh started, a send reported);
+    ``reason`` says what happened, in words.
+
+    .. versionadded:: 0.4
+    """
+
+    status: int
+    event_id: str | None
+    event_type: str | None
+    applied: bool
+    reason: str
+
+    def as_json(self) -> dict[str, object]:
+        """The small JSON body the adapters answer with."""
+        return {
+            "status": self.status,
+            "event_id": self.event_id,
+            "event_type": self.event_type,
+            "applied": self.applied,
+            "reason": self.reason,
+        }
+
+
+class WebhookReceiver:
+    """Verifies Linq's webhooks and applies each event once, within a millisecond.
+
+    ``registry`` is the ``Registry`` or ``AsyncRegistry`` line changes go to; with a
+    ``router`` (``Router`` or ``AsyncRouter``), inbound messages count in their line's
+    daily budget (``record_inbound``); with a ``sender`` (``linq_router.sdk.Sender``
+    or ``AsyncSender``), a ``message.failed`` is reported against the line that sent
+    the message (``router.report``; the sender's router when ``router`` is not
+    given). ``secret`` is the webhook subscription's signing secret (``whsec_...``),
+    by default the ``LINQ_WEBHOOK_SECRET`` environment variable.
+
+    ``tolerance`` is how far a request's timestamp may be from ``clock()`` (seconds,
+    default 300); ``dedup_size`` how many event ids are remembered (each for an hour,
+    twice Linq's retry horizon); ``max_body`` the largest body read, in bytes.
+
+    ``handle(headers, body)`` answers one request with a ``WebhookResult`` and never
+    raises. ``await ahandle(headers, body)`` is the same for asyncio, awaiting an
+    ``AsyncRouter``; ``asgi`` and ``wsgi`` are ready-made apps for any framework::
+
+        receiver = WebhookReceiver(registry, router=router, sender=sender)
+        app = receiver.asgi            # uvicorn module:app, or mount it
+
+    .. versionadded:: 0.4
+    """
+
+    def __init__(
+        self,
+        registry: Any,
+        *,
+        router: Any = None,
+        sender: Any = None,
+        secret: str | None = None,
+        tolerance: float = 300.0,
+        dedup_size: int = 100_000,
+        max_body: int = 1_000_000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        _check_has("registry", registry, ("amend", "remove", "refresh_soon"), "a Registry")
+        if router is not None:
+            _check_has("router", router, ("report", "record_inbound"), "a Router or None")
+        if sender is not None:
+            _check_has("sender", sender, ("line_for_message", "line_for_chat"), "a Sender")
+        self.registry = registry
+        self.router = router if router is not None else getattr(sender, "router", None)
+        self.sender = sender
+        self.tolerance = check_seconds("tolerance", tolerance)
+        self.max_body = check_count("max_body", max_body)
+        check_callable("clock", clock, "a function returning the Unix time in seconds")
+        self._verifier = Verifier(_secret(secret), self.tolerance, clock)
+        self._seen = Seen(check_count("dedup_size", dedup_size), _DEDUP_HORIZON, clock)
+        self._clock = clock
+        self._warned_at = -float("inf")
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:  # never the secret
+        return (
+            f"WebhookReceiver(tolerance={self.tolerance:g}, dedup_size={self._seen.size}, "
+            f"max_body={self.max_body}, seen={len(self._seen)})"
+        )
+
+    @property
+    def dedup_size(self) -> int:
+        """How many event ids are remembered."""
+        return self._seen.size
+
+    # -- the adapters -------------------------------------------------------------------
+
+    @property
+    def asgi(self) -> Callable[..., Awaitable[None]]:
+        """An ASGI 3 app answering ``POST`` at any path (``uvicorn``, Starlette, ...)."""
+        from ._adapters import asgi_app  # noqa: PLC0415 (only those who serve it need it)
+
+        return asgi_app(self)
+
+    @property
+    def wsgi(self) -> Callable[..., Iterable[bytes]]:
+        """A WSGI app answering ``POST`` at any path (``wsgiref``, gunicorn, Flask mounts)."""
+        from ._adapters import wsgi_app  # noqa: PLC0415
+
+        return wsgi_app(self)
+
+    # -- handling -----------------------------------------------------------------------
+
+    def handle(self, headers: Headers, body: bytes) -> WebhookResult:
+        """Verify, deduplicate and apply one request; the answer to give. Never raises.
+
+        With an ``AsyncRouter``, its part (a report, an inbound count) is scheduled on
+        the running event loop, or run to completion when no loop runs in this thread;
+        prefer ``await ahandle(...)`` there.
+        """
+        first = self._admit(headers, body)
+        if isinstance(first, WebhookResult):
+            return first
+        event, claimed = first
+        try:
+            applied = apply_event(self, event)
+            if applied.pending is not None:
+                self._run_pending(applied.pending)
+        except Exception:
+            return self._failed(event.envelope.event_id, event.envelope.event_type, claimed)
+        return self._done(applied, event.envelope.event_id, event.envelope.event_type, claimed)
+
+    async def ahandle(self, headers: Headers, body: bytes) -> WebhookResult:
+        """``handle`` for asyncio: awaits an ``AsyncRouter``'s part. Never raises."""
+        first = self._admit(headers, body)
+        if isinstance(first, WebhookResult):
+            return first
+        event, claimed = first
+        try:
+            applied = apply_event(self, event)
+            if applied.pending is not None:
+                result = applied.pending()
+                if inspect.isawaitable(result):
+                    await result
+        except Exception:
+            return self._failed(event.envelope.event_id, event.envelope.event_type, claimed)
+        return self._done(applied, event.envelope.event_id, event.envelope.event_type, claimed)
+
+    def _admit(self, headers: Headers, body: object) -> WebhookResult | tuple[Any, bool]:
+        """Steps 1 to 4: a final answer, or the event to apply and whether it was claimed."""
+        try:
+            return self._admit_unguarded(headers, body)
+        except Exception:
+            logger.exception("webhook: unexpected error reading a request; answered 400")
+            return WebhookResult(400, None, None, False, "the request could not be read")
+
+    def _admit_unguarded(  # noqa: PLR0911 (one return per step that can end a request)
+        self, headers: Headers, body: object
+    ) -> WebhookResult | tuple[Any, bool]:
+        if isinstance(body, (bytearray, memoryview)):
+            body = bytes(body)
+        elif isinstance(body, str):
+            body = body.encode("utf-8")
+        if not isinstance(body, bytes):
+            why = f"the body must be bytes, got {type(body).__name__}"
+            return WebhookResult(400, None, None, False, why)
+        if len(body) > self.max_body:
+            why = f"the body is {len(body)} bytes, over max_body={self.max_body}"
+            return self._rejected(413, why)
+        lowered = _lower(headers)
+        verdict = self._verifier.verify(lowered, body)
+        if isinstance(verdict, Rejected):
+            return self._rejected(401, verdict.reason)
+        try:
+            event = parse_event(body)
+        except BadEvent as exc:
+            return self._rejected(400, f"not a Linq event: {exc}")
+        envelope = event.envelope
+        if not self._seen.claim(envelope.event_id):
+            return WebhookResult(
+                200, envelope.event_id, envelope.event_type, False, "a repeat: applied before"
+            )
+        if isinstance(event, Ignored):
+            self._seen.keep(envelope.event_id)
+            logger.debug("webhook %s ignored: no action for this type", envelope.event_type)
+            return WebhookResult(
+                200, envelope.event_id, envelope.event_type, False, "an event type not acted on"
+            )
+        return event, True
+
+    def _done(
+        self, applied: Applied, event_id: str, event_type: str, claimed: bool
+    ) -> WebhookResult:
+        if claimed:
+            self._seen.keep(event_id)
+        logger.debug("webhook %s %s: %s", event_type, event_id, applied.reason)
+        return WebhookResult(200, event_id, event_type, applied.applied, applied.reason)
+
+    def _failed(self, event_id: str, event_type: str, claimed: bool) -> WebhookResult:
+        if claimed:
+            self._seen.release(event_id)  # Linq delivers it again; that one applies it
+        logger.exception("webhook %s %s: applying it failed; answered 500", event_type, event_id)
+        return WebhookResult(500, event_id, event_type, False, "applying the event failed")
+
+    def _rejected(self, status: int, reason: str) -> WebhookResult:
+        now = self._clock()
+        with self._lock:
+            loud = now - self._warned_at >= _WARN_EVERY
+            if loud:
+                self._warned_at = now
+        logger.log(
+            logging.WARNING if loud else logging.DEBUG, "webhook refused (%d): %s", status, reason
+        )
+        return WebhookResult(status, None, None, False, reason)
+
+    def _run_pending(self, pending: Callable[[], object]) -> None:
+        """Run the router's part from ``handle``: awaited on a loop if it is a coroutine."""
+        result = pending()
+        if not inspect.isawaitable(result):
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            asyncio.run(_awaited(result))
+            return
+        task = loop.create_task(_awaited(result))
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("webhook: the router's part failed", exc_info=task.exception())
+
+
+async def _awaited(result: Awaitable[object]) -> None:
+    await result
+
+
+def _lower(headers: Headers) -> dict[str, str]:
+    """The headers by lower-case name (str), from a mapping or (name, value) pairs."""
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    lowered: dict[str, str] = {}
+    for name, value in pairs:
+        key = name.decode("latin-1") if isinstance(name, bytes) else str(name)
+        text = value.decode("latin-1") if isinstance(value, bytes) else str(value)
+        lowered[key.lower()] = text
+    return lowered
+
+
+def _secret(secret: str | None) -> str:
+    if secret is None:
+        secret = os.environ.get(SECRET_VARIABLE)
+        if not secret:
+            msg = (
+                f"no webhook secret: pass secret= or set {SECRET_VARIABLE} to the signing "
+                "secret of your Linq webhook subscription (whsec_...)"
+            )
+            raise ValueError(msg)
+    if not isinstance(secret, str) or not secret:
+        msg = (
+            "secret must be the webhook signing secret as a non-empty string (whsec_...), "
+            f"got {type(secret).__name__}"
+        )
+        raise TypeError(msg)
+    return secret
+
+
+def _check_has(name: str, value: object, methods: tuple[str, ...], what: str) -> None:
+    missing = [m for m in methods if not callable(getattr(value, m, None))]
+    if missing:
+        msg = (
+            f"{name} must be {what}, got {type(value).__name__}, "
+            f"which has no {', '.join(missing)}()"
+        )
+        raise TypeError(msg)
