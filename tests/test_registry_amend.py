@@ -172,7 +172,7 @@ def test_refresh_soon_while_a_list_is_in_flight_fetches_again_after_it(
         ({"status": "PAUSED"}, ValueError, "'PAUSED'"),
         ({"forwarding_number": "312"}, ValueError, "E.164"),
         ({"changed_at": "2026-12-01"}, TypeError, "changed_at"),
-        ({"changed_at": datetime.datetime(2026, 12, 1)}, ValueError, "timezone-aware"),  # noqa: DTZ001
+        ({"changed_at": datetime.datetime(2026, 12, 1)}, ValueError, "timezone-aware"),
     ],
 )
 def test_bad_arguments_are_named(
