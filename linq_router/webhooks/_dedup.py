@@ -52,11 +52,12 @@ class Seen:
         """True if ``event_id`` is new (it is now claimed); False for a repeat."""
         now = self._clock()
         with self._lock:
+            self._trim_locked(now, room=0)
             if event_id in self._ids:
                 return False
+            self._trim_locked(now, room=1)
             self._ids[event_id] = now
             self._claimed.add(event_id)
-            self._trim_locked(now)
             return True
 
     def keep(self, event_id: str) -> None:
@@ -71,13 +72,14 @@ class Seen:
                 self._claimed.discard(event_id)
                 self._ids.pop(event_id, None)
 
-    def _trim_locked(self, now: float) -> None:
+    def _trim_locked(self, now: float, room: int) -> None:
+        """Forget ids past the horizon, and the oldest until ``room`` more fit."""
         ids = self._ids
         oldest = now - self.horizon
         # Entries are in claim order, and the clock only moves on: the old ones are first.
         while ids:
             event_id, when = next(iter(ids.items()))
-            if when >= oldest and len(ids) <= self.size:
+            if when >= oldest and len(ids) + room <= self.size:
                 return
             if when >= now - RETRY_HORIZON and not self._warned:
                 self._warned = True
