@@ -11,7 +11,7 @@ import json
 import threading
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal, get_args
 
 import attrs
@@ -35,6 +35,7 @@ __all__ = [
     "LINE_BEHAVIOURS",
     "PAIR_LIMIT",
     "PAIR_WINDOW",
+    "FailedLater",
     "LineBehaviour",
     "SendBook",
     "SendKind",
@@ -46,8 +47,9 @@ SendKind = Literal["chat", "message", "voice_memo"]
 """What a send was: a chat created (or reused) with its first message, a message on
 a chat, or a voice memo on a chat."""
 
-LineBehaviour = Literal["ok", "ineligible", "failing"]
-"""How a line answers sends: normally, 403 / 2027 (ineligible), or 500 / 3006."""
+LineBehaviour = Literal["ok", "ineligible", "failing", "ineligible-async"]
+"""How a line answers sends: normally, 403 / 2027 (ineligible), 500 / 3006, or
+normally and then a ``message.failed`` webhook (ineligible-async)."""
 
 LINE_BEHAVIOURS: tuple[str, ...] = get_args(LineBehaviour)
 
@@ -62,6 +64,17 @@ _KINDS: dict[str, SendKind] = {
     VOICE_MEMO_ROUTE: "voice_memo",
 }
 _CREATED, _REUSED, _QUEUED = 201, 200, 202
+_FAILED_CODE = 2027  # an "ineligible-async" line's message.failed code unless told
+
+
+@attrs.frozen
+class FailedLater:
+    """A send accepted from an ``"ineligible-async"`` line: its ``message.failed`` to come."""
+
+    chat_id: str
+    message_id: str
+    code: int
+    service: str
 
 
 @attrs.frozen
@@ -112,12 +125,15 @@ def _who(body: bytes) -> tuple[str, tuple[str, ...]]:
 class SendBook:
     """The send state of one ``FakeLinqServer``: chats, behaviours, opt-outs, windows.
 
-    Not locked: the server calls it under its own lock.
+    Not locked: the server calls it under its own lock. ``on_failure`` hears of each
+    send accepted from an ``"ineligible-async"`` line (the server queues a webhook).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, on_failure: Callable[[FailedLater], None] | None = None) -> None:
         self.sends: list[SentMessage] = []
         self.behaviours: dict[str, LineBehaviour] = {}  # line id -> behaviour; absent: "ok"
+        self.failed_codes: dict[str, int] = {}  # line id -> code, for "ineligible-async"
+        self._on_failure = on_failure
         self.opted_out: set[str] = set()  # handle_key()s
         self._chats: dict[str, Chat] = {}
         self._keys: dict[tuple[str, frozenset[str]], str] = {}  # (line id, to set) -> chat
@@ -180,7 +196,7 @@ class SendBook:
             self._chats[chat.id] = chat
             self._keys[key] = chat.id
             status = _CREATED
-        message_id = self._accept(draft, chat.id, status)
+        message_id = self._accept(draft, chat, status)
         return json_plan(status, chat.created(chat.message(message_id, request.parts)))
 
     def _follow_up(
@@ -201,7 +217,7 @@ class SendBook:
         refusal = self._gate(line, chat.to, request.override_optout, now)
         if refusal is not None:
             return self._refuse(draft, refusal)
-        message_id = self._accept(draft, chat.id, _QUEUED)
+        message_id = self._accept(draft, chat, _QUEUED)
         if kind == "message":
             payload = {"chat_id": chat.id, "message": chat.message(message_id, request.parts)}
             return json_plan(_QUEUED, payload)
@@ -244,16 +260,23 @@ class SendBook:
             refusal.status, refusal.code, refusal.message, retry_after=refusal.retry_after
         )
 
-    def _accept(self, draft: SentMessage, chat_id: str, status: int) -> str:
+    def _accept(self, draft: SentMessage, chat: Chat, status: int) -> str:
         """Log an accepted send, count it against each of its pairs; its message id."""
         message_id = str(uuid.uuid4())
         for handle in draft.to:
             window = self._windows.setdefault((draft.from_, handle_key(handle)), deque())
             window.append(draft.at)
         self.sends.append(
-            attrs.evolve(draft, chat_id=chat_id, message_id=message_id, status=status)
+            attrs.evolve(draft, chat_id=chat.id, message_id=message_id, status=status)
         )
+        code = self.failed_codes.get(chat.line_id)
+        if code is not None and self._on_failure is not None:
+            self._on_failure(FailedLater(chat.id, message_id, code, chat.service))
         return message_id
+
+    def direct_chat(self, line_id: str, handle: str) -> Chat | None:
+        """The chat between the line and ``handle`` alone, if a send created one."""
+        return self._chats.get(self._keys.get((line_id, frozenset({handle_key(handle)})), ""))
 
     # -- counting --------------------------------------------------------------------
 
@@ -281,20 +304,34 @@ class Sending:
     _lines: list[Line]
     _sends: SendBook
 
-    def set_line_behaviour(self, number: str, behaviour: LineBehaviour) -> None:
-        """Make a line's sends answer ``"ok"``, ``"ineligible"`` or ``"failing"``.
+    def set_line_behaviour(
+        self, number: str, behaviour: LineBehaviour, *, failed_code: int | None = None
+    ) -> None:
+        """Make a line's sends answer normally, be refused, fail, or fail after acceptance.
 
         ``number`` is the line's E.164 number or its id. ``"ineligible"``: every send
         from it (a create, and messages and voice memos on its chats) answers 403 with
         code 2027; ``"failing"``: 500 with code 3006; nothing is created either way.
-        ``"ok"`` (the default) answers normally again. Reads are unaffected. An unknown
-        line or behaviour is a ``ValueError`` naming it and the accepted values.
+        ``"ineligible-async"``: every send is accepted as usual (chat and message ids),
+        then a ``message.failed`` webhook for it is delivered, with code
+        ``failed_code`` (2027 unless given; any int, e.g. 4005), if the server has a
+        ``webhook_url``. ``"ok"`` (the default) answers normally again. Reads are
+        unaffected. An unknown line or behaviour is a ``ValueError`` naming it and the
+        accepted values, as is a ``failed_code`` with another behaviour.
 
         .. versionadded:: 0.3
+        .. versionchanged:: 0.4 ``"ineligible-async"`` and ``failed_code``.
         """
         if behaviour not in LINE_BEHAVIOURS:
             expected = ", ".join(map(repr, LINE_BEHAVIOURS))
             msg = f"behaviour must be one of {expected}, got {behaviour!r}"
+            raise ValueError(msg)
+        if failed_code is not None and (
+            behaviour != "ineligible-async"
+            or not isinstance(failed_code, int)
+            or isinstance(failed_code, bool)
+        ):
+            msg = f"failed_code must be an int, with 'ineligible-async' only, got {failed_code!r}"
             raise ValueError(msg)
         with self._cond:
             try:
@@ -307,10 +344,15 @@ class Sending:
                     f"({known}{more}), got {number!r}"
                 )
                 raise ValueError(msg) from None
+            self._sends.failed_codes.pop(line.id, None)
             if behaviour == "ok":
                 self._sends.behaviours.pop(line.id, None)
             else:
                 self._sends.behaviours[line.id] = behaviour
+            if behaviour == "ineligible-async":
+                self._sends.failed_codes[line.id] = (
+                    _FAILED_CODE if failed_code is None else failed_code
+                )
 
     def opt_out(self, handle: str) -> None:
         """Opt a recipient out: a send to any chat with ``handle`` answers 403 / 2024.
