@@ -26,6 +26,7 @@ from ._fake_data import NumberSpec, Shape, default_pool, sample_pool
 from ._fake_sends import SentMessage
 from ._faults import FAULT_KINDS, Fault, error_envelope
 from ._routes import RecordedRequest
+from ._webhook_delivery import DeliveredWebhook
 
 if TYPE_CHECKING:
     from .contract import PolicyContractError, check_policy
@@ -62,6 +63,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "FAULT_KINDS",
+    "DeliveredWebhook",
     "FakeClock",
     "FakeLinqServer",
     "Fault",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -17,16 +17,18 @@ from ._answers import error_plan, fault_plan, forwarding_number, json_plan
 from ._fake_checks import LINE_TYPES, STATUSES, check_forwarding, choice_value, reputation_value
 from ._fake_data import SHAPES, Line, NumberSpec, Shape, default_pool, find_line, to_line, to_lines
 from ._fake_sends import SendBook, Sending
+from ._fake_webhooks import Webhooks
 from ._faults import FaultControls, FaultQueue
 from ._http import Plan, StoppableHTTPServer
 from ._routes import LIST_ROUTE, SEND_ROUTES, RecordedRequest, RequestLog, api_path, resolve
+from ._webhook_events import WebhookScheme
 
 __all__ = ["FakeLinqServer"]
 
 
-# The public methods live in three bases, one concern each (faults, the request log,
-# sends); this class holds the lifecycle, the lines and the dispatch.
-class FakeLinqServer(FaultControls, RequestLog, Sending):
+# The public methods live in four bases, one concern each (faults, the request log,
+# sends, webhooks); this class holds the lifecycle, the lines and the dispatch.
+class FakeLinqServer(FaultControls, RequestLog, Sending, Webhooks):
     """A fake of Linq's partner API for lines and sends: a real HTTP server on 127.0.0.1.
 
     It serves, with the documented payloads (the official SDK parses them strictly):
@@ -77,9 +79,16 @@ class FakeLinqServer(FaultControls, RequestLog, Sending):
     ``times=None`` keeps a fault until ``clear_faults()``. A fault that replaces a
     send's answer creates nothing and is no accepted send.
 
+    With ``webhook_url``, it POSTs events there as Linq does, from a thread of its own:
+    line changes, ``message.failed`` for ``"ineligible-async"`` lines,
+    ``receive_message()`` and ``deliver_event()``, signed with ``webhook_secret`` in
+    ``webhook_scheme`` at ``wall_clock`` time; a 5xx, 429 or network error is retried,
+    up to 10 attempts, ``webhook_delays`` apart (about 25 minutes by default).
+
     .. versionadded:: 0.1
     .. versionchanged:: 0.3 the send routes, ``sends``, line behaviours, opt-outs and
        the pair limit.
+    .. versionchanged:: 0.4 webhooks (``webhook_url`` and the arguments after it).
     """
 
     def __init__(
@@ -91,6 +100,11 @@ class FakeLinqServer(FaultControls, RequestLog, Sending):
         host: str = "127.0.0.1",
         port: int = 0,
         clock: Callable[[], float] = time.monotonic,
+        webhook_url: str | None = None,
+        webhook_secret: str | None = None,
+        webhook_delays: Sequence[float] | None = None,
+        webhook_scheme: WebhookScheme = "standard",
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._api_key = api_key
         self._host = host
@@ -101,7 +115,8 @@ class FakeLinqServer(FaultControls, RequestLog, Sending):
         self._shape: str = "reputation"
         self._faults = FaultQueue()
         self._requests: list[RecordedRequest] = []
-        self._sends = SendBook()
+        self._sends = SendBook(self._failed_later)
+        self._init_webhooks(webhook_url, webhook_secret, webhook_delays, webhook_scheme, wall_clock)
         self._lifecycle = threading.Lock()
         self._httpd: StoppableHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -127,6 +142,8 @@ class FakeLinqServer(FaultControls, RequestLog, Sending):
             self._httpd, self._thread = httpd, thread
             self._port = int(httpd.server_address[1])
             thread.start()
+            if self._webhooks is not None:
+                self._webhooks.start()
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -146,6 +163,8 @@ class FakeLinqServer(FaultControls, RequestLog, Sending):
         thread.join(max(0.0, deadline - time.monotonic()))
         for handler in handlers:
             handler.join(max(0.0, deadline - time.monotonic()))
+        if self._webhooks is not None:
+            self._webhooks.stop(max(0.0, deadline - time.monotonic()))
 
     @property
     def running(self) -> bool:
@@ -279,12 +298,15 @@ class FakeLinqServer(FaultControls, RequestLog, Sending):
                 msg = f"a line with id {line.id!r} already exists"
                 raise ValueError(msg)
             self._lines.append(line)
+            self._ownership_changed("phone_number.assigned", line)
         return line.id
 
     def remove_number(self, id_or_number: str) -> None:
         """Remove the line with this id (or, failing that, this E.164 number)."""
         with self._cond:
-            self._lines.remove(self._find(id_or_number))
+            line = self._find(id_or_number)
+            self._lines.remove(line)
+            self._ownership_changed("phone_number.released", line)
 
     def set_reputation(
         self,
@@ -305,8 +327,10 @@ class FakeLinqServer(FaultControls, RequestLog, Sending):
         value = reputation_value(reputation, raw_reputation)
         with self._cond:
             line = self._find(id_or_number)
+            before = line.reputation, line.status
             line.reputation = value
             line.doc_url = None
+            self._status_changed(line, *before)
 
     def set_status(
         self, id_or_number: str, status: str | None = None, *, raw_status: str | None = None
@@ -319,7 +343,10 @@ class FakeLinqServer(FaultControls, RequestLog, Sending):
         """
         value = choice_value(status, raw_status, "status", STATUSES)
         with self._cond:
-            self._find(id_or_number).status = value
+            line = self._find(id_or_number)
+            before = line.reputation, line.status
+            line.status = value
+            self._status_changed(line, *before)
 
     def set_line_type(
         self, id_or_number: str, line_type: str | None = None, *, raw_line_type: str | None = None
@@ -341,7 +368,9 @@ class FakeLinqServer(FaultControls, RequestLog, Sending):
         """
         value = check_forwarding(forwarding_number)
         with self._cond:
-            self._find(id_or_number).forwarding_number = value
+            line = self._find(id_or_number)
+            before, line.forwarding_number = line.forwarding_number, value
+            self._forwarding_changed(line, before)
 
     def _find(self, id_or_number: str) -> Line:
         return find_line(self._lines, id_or_number)
@@ -417,5 +446,6 @@ class FakeLinqServer(FaultControls, RequestLog, Sending):
         value = forwarding_number(body)
         if isinstance(value, Plan):
             return value
-        line.forwarding_number = value
+        before, line.forwarding_number = line.forwarding_number, value
+        self._forwarding_changed(line, before)
         return json_plan(200, line.update_response())
