@@ -431,6 +431,9 @@ class FakeLinqServer(FaultControls, RequestLog, Sending, Webhooks):
                 return fault_plan(fault)
             if sending:
                 plan = self._sends.answer(route, resource_id, body, self._lines, now)
+                after = self._sends.take_failures()
+                if after is not None:
+                    plan = attrs.evolve(plan, after=after)
             else:
                 plan = self._answer(route, resource_id, body)
         if fault is not None:

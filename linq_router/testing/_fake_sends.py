@@ -134,6 +134,7 @@ class SendBook:
         self.behaviours: dict[str, LineBehaviour] = {}  # line id -> behaviour; absent: "ok"
         self.failed_codes: dict[str, int] = {}  # line id -> code, for "ineligible-async"
         self._on_failure = on_failure
+        self.failing_later: list[FailedLater] = []
         self.opted_out: set[str] = set()  # handle_key()s
         self._chats: dict[str, Chat] = {}
         self._keys: dict[tuple[str, frozenset[str]], str] = {}  # (line id, to set) -> chat
@@ -271,8 +272,22 @@ class SendBook:
         )
         code = self.failed_codes.get(chat.line_id)
         if code is not None and self._on_failure is not None:
-            self._on_failure(FailedLater(chat.id, message_id, code, chat.service))
+            # Heard once the answer is written: the webhook must not overtake the answer.
+            self.failing_later.append(FailedLater(chat.id, message_id, code, chat.service))
         return message_id
+
+    def take_failures(self) -> Callable[[], None] | None:
+        """What to call after the answer is written: the failures that answer decided."""
+        failures, self.failing_later = self.failing_later, []
+        hook = self._on_failure
+        if not failures or hook is None:
+            return None
+
+        def tell() -> None:
+            for failure in failures:
+                hook(failure)
+
+        return tell
 
     def direct_chat(self, line_id: str, handle: str) -> Chat | None:
         """The chat between the line and ``handle`` alone, if a send created one."""

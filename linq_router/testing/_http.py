@@ -31,6 +31,8 @@ class Plan:
     delay: float = 0.0
     drop: bool = False  # close the connection without an answer
     truncate: bool = False  # send half the body under the full Content-Length
+    # Called once the answer is written (a webhook about the send must not overtake it).
+    after: Callable[[], None] | None = None
 
 
 Dispatch = Callable[[str, str, "str | None", bytes], Plan]
@@ -91,6 +93,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         self._send(plan.status, plan.body, plan.headers)
         self.wfile.write(plan.body[: len(plan.body) // 2] if plan.truncate else plan.body)
+        if plan.after is not None:
+            self.wfile.flush()
+            plan.after()
 
     do_GET = do_PUT = do_POST = do_DELETE = do_PATCH = _serve
 

@@ -112,8 +112,8 @@ def registry(fake: FakeLinqServer) -> Iterator[Registry]:
 
 @pytest.fixture
 def router(registry: Registry) -> Iterator[Router]:
-    """A round-robin router over the registry, warmed by one pick."""
-    r = Router(registry, policy="round-robin")
+    """A skip-critical, round-robin router over the registry, warmed by one pick."""
+    r = Router(registry, policy="skip-critical | round-robin")
     r.pick("+14155550100")
     yield r
     r.close()

@@ -378,7 +378,7 @@ def test_ahandle_awaits_an_async_router(fake: FakeLinqServer) -> None:
     async def main() -> None:
         async with AsyncLinqClient(fake.api_key, base_url=fake.base_url) as client:
             registry = AsyncRegistry(client, ttl=3600)
-            router = AsyncRouter(registry, policy="round-robin", pacing=Pacing())
+            router = AsyncRouter(registry, policy="skip-critical | round-robin", pacing=Pacing())
             await router.pick("+14155550100")
             receiver = WebhookReceiver(registry, router=router, secret=SECRET, clock=clock)
             body = status_event(LINES[0])
