@@ -313,7 +313,8 @@ def test_a_failing_line_answers_3006_and_creates_nothing(
 
 def test_set_line_behaviour_refuses_what_it_does_not_know(fake: FakeLinqServer) -> None:
     """An unknown behaviour or line is a ValueError naming it and the accepted values."""
-    with pytest.raises(ValueError, match=r"'ok', 'ineligible', 'failing', 'ineligible-async', got 'broken'"):
+    accepted = r"'ok', 'ineligible', 'failing', 'ineligible-async', got 'broken'"
+    with pytest.raises(ValueError, match=accepted):
         fake.set_line_behaviour(A, "broken")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match=r"'\+12025551234'.*got '\+19995550000'"):
         fake.set_line_behaviour("+19995550000", "ineligible")
