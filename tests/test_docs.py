@@ -32,6 +32,7 @@ NAMESPACES = (
     "linq_router.testing",
     "linq_router.testing.contract",
     "linq_router.testing.strategies",
+    "linq_router.webhooks",
 )
 
 _DIRECTIVE = re.compile(r"^:::\s+(?P<path>[\w.]+)\s*$", re.MULTILINE)
