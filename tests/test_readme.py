@@ -131,6 +131,7 @@ def fake_api(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeLinqServer]:
     with FakeLinqServer(sample_pool()) as server:
         monkeypatch.setenv(API_KEY_ENV, server.api_key)
         monkeypatch.setenv(BASE_URL_ENV, server.base_url)
+        monkeypatch.setenv("LINQ_WEBHOOK_SECRET", server.webhook_secret)
         yield server
 
 
