@@ -106,8 +106,15 @@ def wsgi_app(
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") != "POST":
             return _wsgi_answer(start_response, 405, _NOT_POST)
+        raw_length = environ.get("CONTENT_LENGTH")
+        if not raw_length and environ.get("wsgi.input_terminated"):
+            # No length (chunked), and the server ends the input for us: read to its end.
+            body = environ["wsgi.input"].read(receiver.max_body + 1)
+            if len(body) > receiver.max_body:
+                return _wsgi_answer(start_response, 413, _json(_too_large(receiver)))
+            return _wsgi_handle(receiver, environ, body, start_response)
         try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
+            length = int(raw_length or 0)
         except ValueError:
             length = -1
         if length < 0:
@@ -118,17 +125,26 @@ def wsgi_app(
         if length > receiver.max_body:
             return _wsgi_answer(start_response, 413, _json(_too_large(receiver)))
         body = environ["wsgi.input"].read(length) if length else b""
-        headers = [
-            (key[5:].replace("_", "-"), value)
-            for key, value in environ.items()
-            if key.startswith("HTTP_") and isinstance(value, str)
-        ]
-        if environ.get("CONTENT_TYPE"):
-            headers.append(("content-type", environ["CONTENT_TYPE"]))
-        result = receiver.handle(headers, body)
-        return _wsgi_answer(start_response, result.status, _json(result))
+        return _wsgi_handle(receiver, environ, body, start_response)
 
     return app
+
+
+def _wsgi_handle(
+    receiver: WebhookReceiver,
+    environ: dict[str, Any],
+    body: bytes,
+    start_response: Callable[..., Any],
+) -> list[bytes]:
+    headers = [
+        (key[5:].replace("_", "-"), value)
+        for key, value in environ.items()
+        if key.startswith("HTTP_") and isinstance(value, str)
+    ]
+    if environ.get("CONTENT_TYPE"):
+        headers.append(("content-type", environ["CONTENT_TYPE"]))
+    result = receiver.handle(headers, body)
+    return _wsgi_answer(start_response, result.status, _json(result))
 
 
 def _wsgi_answer(start_response: Callable[..., Any], status: int, body: bytes) -> list[bytes]:

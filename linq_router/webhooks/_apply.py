@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from linq_router._registry_overrides import KEEP, Keep
 from linq_router.feedback import Outcome
 
 from ._events import Forwarding, Inbound, LineChange, MessageFailed, StatusUpdated
@@ -66,14 +67,16 @@ def apply_event(receiver: _Receiver, event: object) -> Applied:
 
 
 def _status(registry: Any, event: StatusUpdated) -> Applied:
-    status = event.status
-    if status is not None and status not in _STATUSES:
+    status: str | Keep = KEEP if event.status is None else event.status  # absent: unchanged
+    if isinstance(status, str) and status not in _STATUSES:
+        # Pause the line rather than clear a FLAGGED one: what Linq may add is most
+        # likely another way of saying "do not send from it".
         if status not in _warned_statuses:
             _warned_statuses.add(status)
             logger.warning(
-                "webhook: a line status this library does not know, %r; read as no status", status
+                "webhook: a line status this library does not know, %r; read as FLAGGED", status
             )
-        status = None
+        status = "FLAGGED"
     line = registry.amend(
         event.phone_number,
         reputation=event.reputation,

@@ -450,3 +450,43 @@ def test_dedup_is_bounded_and_forgets_after_an_hour(quiet_registry: Registry) ->
     assert "a repeat" not in receiver.handle(signed(bodies[0]), bodies[0]).reason  # evicted
     now[0] += 3601
     assert "a repeat" not in receiver.handle(signed(bodies[3]), bodies[3]).reason
+
+
+def test_a_status_event_without_new_status_keeps_the_status(
+    receiver: WebhookReceiver, registry: Registry
+) -> None:
+    registry.amend(LINES[0], status="FLAGGED")
+    data = {"phone_number": LINES[0], "new_reputation": "AT_RISK", "changed_at": iso(1)}
+    body = event("phone_number.status_updated", data)
+    assert receiver.handle(signed(body), body).applied
+    line = registry.snapshot().get(LINES[0])
+    assert line is not None
+    assert (line.reputation, line.status) == (Reputation.AT_RISK, "FLAGGED")
+
+
+def test_an_unknown_status_pauses_the_line(
+    receiver: WebhookReceiver, registry: Registry, caplog: pytest.LogCaptureFixture
+) -> None:
+    body = status_event(LINES[1], "HEALTHY", "SUSPENDED")
+    with caplog.at_level(logging.WARNING, logger="linq_router"):
+        assert receiver.handle(signed(body), body).applied
+    assert registry.snapshot().get(LINES[1]).status == "FLAGGED"  # type: ignore[union-attr]
+
+
+def test_the_wsgi_app_reads_a_body_without_length_when_the_server_ends_it(
+    receiver: WebhookReceiver, registry: Registry
+) -> None:
+    import io
+
+    body = status_event(LINES[2])
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.input_terminated": True,
+        **{"HTTP_" + k.upper().replace("-", "_"): v for k, v in signed(body).items()},
+    }
+    statuses: list[str] = []
+    answer = b"".join(receiver.wsgi(environ, lambda status, headers: statuses.append(status)))
+    assert statuses == ["200 OK"]
+    assert b'"applied":true' in answer
+    assert registry.snapshot().get(LINES[2]).status == "FLAGGED"  # type: ignore[union-attr]
