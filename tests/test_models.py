@@ -91,3 +91,34 @@ def test_the_library_logger_has_a_null_handler() -> None:
 
     handlers = logging.getLogger("linq_router").handlers
     assert any(isinstance(h, logging.NullHandler) for h in handlers)
+
+
+@given(
+    st.integers(1, 700),
+    st.lists(
+        st.tuples(st.booleans(), st.integers(0, 10_000), st.sampled_from(Reputation)), max_size=8
+    ),
+)
+def test_a_derived_version_is_the_version_of_the_content(
+    size: int, steps: list[tuple[bool, int, Reputation]]
+) -> None:
+    """replace_number and remove_number update the version; it equals one built afresh."""
+    snapshot = Snapshot(
+        [PhoneNumber(f"id-{i}", f"+1202555{i:04d}", Reputation.HEALTHY) for i in range(size)]
+    )
+    for remove, where, rep in steps:
+        if not snapshot.numbers:
+            break
+        target = snapshot[where % len(snapshot)]
+        before = snapshot
+        if remove:
+            snapshot = snapshot.remove_number(target.id)
+            assert snapshot.get(target.id) is None
+        else:
+            snapshot = snapshot.replace_number(attrs.evolve(target, reputation=rep))
+        fresh = Snapshot(snapshot.numbers)
+        assert snapshot.version == fresh.version
+        assert snapshot.changes_since(before) == fresh.changes_since(before)
+        for n in snapshot:
+            assert snapshot.get(n.id) is n
+            assert snapshot.get(n.phone_number) is n
