@@ -114,6 +114,9 @@ def _line_digest(n: PhoneNumber) -> bytes:
 # The version digests the lines' digests in blocks of this many, then the blocks'
 # digests: a change to one line re-digests its block and the list of blocks only.
 _BLOCK = 256
+# How far back a snapshot remembers what changed: ancestors, and ids changed in all.
+_LINEAGE_DEPTH = 32
+_LINEAGE_IDS = 1024
 
 
 def _block_digest(numbers: tuple[PhoneNumber, ...], start: int) -> bytes:
@@ -166,8 +169,9 @@ class Snapshot:
     # replace_number makes (they keep every line where it was).
     _blocks: list[bytes] = attrs.field(init=False, repr=False, eq=False)
     _positions: dict[str, int] | None = attrs.field(init=False, repr=False, eq=False, default=None)
-    # The version this snapshot was derived from, and the ids that differ from it.
-    _parent: tuple[str, frozenset[str]] | None = attrs.field(
+    # The versions this snapshot was derived from (its parent first, then up to
+    # _LINEAGE_DEPTH ancestors), each with the ids that differ from it.
+    _lineage: dict[str, frozenset[str]] | None = attrs.field(
         init=False, repr=False, eq=False, default=None
     )
 
@@ -201,17 +205,35 @@ class Snapshot:
     def changes_since(self, other: Snapshot) -> frozenset[str]:
         """The ids of the lines that differ from ``other``: added, removed or changed.
 
-        Immediate when this snapshot was derived from ``other``; otherwise one pass
-        over both.
+        Immediate when this snapshot was derived from ``other``, directly or through a
+        few small changes (a router whose compile is a few webhooks behind asks this);
+        otherwise one pass over both. Through several changes, a line changed and
+        changed back may be among them.
 
         .. versionadded:: 0.2
         """
         if other.version == self.version:
             return frozenset()
-        parent = self._parent
-        if parent is not None and parent[0] == other.version:
-            return parent[1]
+        lineage = self._lineage
+        if lineage is not None:
+            known = lineage.get(other.version)
+            if known is not None:
+                return known
         return _changed_ids(other, self.numbers)
+
+    def _descend(self, child: Snapshot, changed: frozenset[str]) -> None:
+        """Record on ``child`` (made from this snapshot) what differs from its ancestors."""
+        lineage = {self.version: changed}
+        mine = self._lineage
+        if mine is not None and len(changed) <= _LINEAGE_IDS:
+            for version, ids in mine.items():
+                if len(lineage) > _LINEAGE_DEPTH:
+                    break
+                both = ids | changed
+                if len(both) > _LINEAGE_IDS:
+                    break
+                lineage.setdefault(version, both)
+        object.__setattr__(child, "_lineage", lineage)
 
     def derive(
         self, numbers: Iterable[PhoneNumber], *, fetched_at: float | None = None
@@ -236,7 +258,7 @@ class Snapshot:
         derived = Snapshot(tuple(kept), self.fetched_at if fetched_at is None else fetched_at)
         ids = derived._by_key
         changed.update(n.id for n in self.numbers if ids.get(n.id) is None)
-        object.__setattr__(derived, "_parent", (self.version, frozenset(changed)))
+        self._descend(derived, frozenset(changed))
         return derived
 
     def replace_number(self, updated: PhoneNumber, *, fetched_at: float | None = None) -> Snapshot:
@@ -271,7 +293,7 @@ class Snapshot:
             replaced = self._sibling(numbers, when, by_key, blocks)
             object.__setattr__(replaced, "_positions", self._positions)
         changed = frozenset({updated.id}) if replaced.version != self.version else frozenset()
-        object.__setattr__(replaced, "_parent", (self.version, changed))
+        self._descend(replaced, changed)
         return replaced
 
     def _position(self, line: PhoneNumber) -> int | None:
@@ -319,7 +341,7 @@ class Snapshot:
         start = 0 if at is None else at
         blocks = self._blocks[: start // _BLOCK] + _block_digests(numbers, start)
         replaced = self._sibling(numbers, when, by_key, blocks)
-        object.__setattr__(replaced, "_parent", (self.version, frozenset({old.id})))
+        self._descend(replaced, frozenset({old.id}))
         return replaced
 
 
