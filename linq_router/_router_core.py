@@ -429,6 +429,7 @@ class _RouterCore(_Serving):
         """Stop listening to the registry (the registry itself stays open)."""
         if self._finalizer is not None:
             self._finalizer()  # runs the unsubscribe at most once, even if called again
+        self._stop_worker()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} policy={self.policy.name!r}>"

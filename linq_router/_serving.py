@@ -39,6 +39,8 @@ __all__ = ["Served", "_Interim", "_MustWait", "_Serving", "pick_avoiding"]
 logger = logging.getLogger("linq_router")
 # How many compiles a pick the interim could not answer waits for, at most.
 _WAITS = 5
+# How long the compile worker waits for more work before its thread ends (seconds).
+_LINGER = 1.0
 
 
 class _Serving:
@@ -65,6 +67,8 @@ class _Serving:
         self._idle = threading.Condition(self._lock)
         self._first = {purpose: threading.Lock() for purpose in self.policies}
         self._worker: threading.Thread | None = None
+        self._busy = False  # the worker is compiling (or about to)
+        self._closing = False
 
     # -- the pick path's slow side ------------------------------------------------------
 
@@ -282,14 +286,23 @@ class _Serving:
                 target=self._work, name="linq-router-compile", daemon=True
             )
             self._worker.start()
+        else:
+            self._idle.notify_all()  # the worker may be waiting for more work
 
     def _work(self) -> None:
         while True:
             with self._lock:
                 if not self._pending:
-                    self._worker = None
+                    self._busy = False
                     self._idle.notify_all()
-                    return
+                    # Changes come in bursts (webhooks, a refresh): wait a little for the
+                    # next one rather than start a thread for each.
+                    self._idle.wait_for(lambda: bool(self._pending) or self._closing, _LINGER)
+                    if not self._pending or self._closing:
+                        self._worker = None
+                        self._idle.notify_all()
+                        return
+                self._busy = True
                 purpose, snapshot = next(iter(self._pending.items()))
                 del self._pending[purpose]
                 base = self._bases.get(purpose)
@@ -334,7 +347,13 @@ class _Serving:
         .. versionadded:: 0.2
         """
         with self._idle:
-            return self._idle.wait_for(lambda: self._worker is None and not self._pending, timeout)
+            return self._idle.wait_for(lambda: not self._busy and not self._pending, timeout)
+
+    def _stop_worker(self) -> None:
+        """Let the worker end now rather than after its wait for more work."""
+        with self._idle:
+            self._closing = True
+            self._idle.notify_all()
 
     def _after_fork_in_child(self) -> None:
         # Locks a parent thread held are locked forever here, and the worker thread does
