@@ -169,10 +169,10 @@ class Snapshot:
     # replace_number makes (they keep every line where it was).
     _blocks: list[bytes] = attrs.field(init=False, repr=False, eq=False)
     _positions: dict[str, int] | None = attrs.field(init=False, repr=False, eq=False, default=None)
-    # The versions this snapshot was derived from (its parent first, then up to
-    # _LINEAGE_DEPTH ancestors), each with the ids that differ from it.
-    _lineage: dict[str, frozenset[str]] | None = attrs.field(
-        init=False, repr=False, eq=False, default=None
+    # The snapshots this one descends from, as (version, ids changed in the step from
+    # it to the next): its parent first, then up to _LINEAGE_DEPTH - 1 older ones.
+    _lineage: tuple[tuple[str, frozenset[str]], ...] = attrs.field(
+        init=False, repr=False, eq=False, default=()
     )
 
     def __attrs_post_init__(self) -> None:
@@ -214,25 +214,19 @@ class Snapshot:
         """
         if other.version == self.version:
             return frozenset()
-        lineage = self._lineage
-        if lineage is not None:
-            known = lineage.get(other.version)
-            if known is not None:
-                return known
+        wanted = other.version
+        changed: set[str] = set()
+        for version, step in self._lineage:
+            changed.update(step)
+            if version == wanted:
+                return frozenset(changed)
+            if len(changed) > _LINEAGE_IDS:
+                break
         return _changed_ids(other, self.numbers)
 
     def _descend(self, child: Snapshot, changed: frozenset[str]) -> None:
-        """Record on ``child`` (made from this snapshot) what differs from its ancestors."""
-        lineage = {self.version: changed}
-        mine = self._lineage
-        if mine is not None and len(changed) <= _LINEAGE_IDS:
-            for version, ids in mine.items():
-                if len(lineage) > _LINEAGE_DEPTH:
-                    break
-                both = ids | changed
-                if len(both) > _LINEAGE_IDS:
-                    break
-                lineage.setdefault(version, both)
+        """Record on ``child`` (made from this snapshot) the steps from its ancestors."""
+        lineage = ((self.version, changed), *self._lineage[: _LINEAGE_DEPTH - 1])
         object.__setattr__(child, "_lineage", lineage)
 
     def derive(

@@ -22,6 +22,7 @@ import gc
 import logging
 import math
 import threading
+import time
 from collections.abc import Mapping
 
 from ._errors import NoEligibleNumberError
@@ -41,6 +42,8 @@ logger = logging.getLogger("linq_router")
 _WAITS = 5
 # How long the compile worker waits for more work before its thread ends (seconds).
 _LINGER = 1.0
+# A change this soon after the last compile waits this long for more (seconds).
+_BURST = 0.005
 
 
 class _Serving:
@@ -68,6 +71,7 @@ class _Serving:
         self._first = {purpose: threading.Lock() for purpose in self.policies}
         self._worker: threading.Thread | None = None
         self._busy = False  # the worker is compiling (or about to)
+        self._compiled_at = -math.inf  # when the worker last finished a compile
         self._closing = False
 
     # -- the pick path's slow side ------------------------------------------------------
@@ -303,6 +307,12 @@ class _Serving:
                         self._idle.notify_all()
                         return
                 self._busy = True
+                if time.monotonic() - self._compiled_at < _BURST:
+                    # A burst of changes (webhooks): let it gather for a moment, so one
+                    # compile covers many; the interim serves picks meanwhile.
+                    self._idle.wait_for(lambda: self._closing, _BURST)
+                    if not self._pending:
+                        continue
                 purpose, snapshot = next(iter(self._pending.items()))
                 del self._pending[purpose]
                 base = self._bases.get(purpose)
@@ -337,6 +347,7 @@ class _Serving:
             # compiled policy lives until the next change, so keep full collections from
             # walking its hundreds of thousands of picks again, with the GIL held.
             gc.freeze()
+            self._compiled_at = time.monotonic()
 
     def settle(self, timeout: float | None = 10.0) -> bool:
         """Wait until every announced snapshot is compiled and swapped in.
