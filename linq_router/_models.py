@@ -163,12 +163,12 @@ class Snapshot:
     numbers: tuple[PhoneNumber, ...] = attrs.field(converter=_as_tuple)
     fetched_at: float = 0.0
     version: str = attrs.field(init=False)
-    _by_key: Mapping[str, PhoneNumber] = attrs.field(init=False, repr=False, eq=False)
-    # The block digests the version is made of (see _block_digests), and each line
-    # id's position, built on the first replace_number and shared by the snapshots
-    # replace_number makes (they keep every line where it was).
+    # Each line id and E.164 number -> the line's position in ``numbers`` (the first
+    # one's, for a key two lines share). Positions, not lines: replace_number keeps
+    # every line where it was, so the snapshots it makes share this dict.
+    _index: Mapping[str, int] = attrs.field(init=False, repr=False, eq=False)
+    # The block digests the version is made of (see _block_digests).
     _blocks: list[bytes] = attrs.field(init=False, repr=False, eq=False)
-    _positions: dict[str, int] | None = attrs.field(init=False, repr=False, eq=False, default=None)
     # The snapshots this one descends from, as (version, ids changed in the step from
     # it to the next): its parent first, then up to _LINEAGE_DEPTH - 1 older ones.
     _lineage: tuple[tuple[str, frozenset[str]], ...] = attrs.field(
@@ -179,11 +179,7 @@ class Snapshot:
         blocks = _block_digests(self.numbers)
         object.__setattr__(self, "_blocks", blocks)
         object.__setattr__(self, "version", _version_of(blocks))
-        by_key: dict[str, PhoneNumber] = {}
-        for n in self.numbers:
-            by_key.setdefault(n.id, n)
-            by_key.setdefault(n.phone_number, n)
-        object.__setattr__(self, "_by_key", by_key)
+        object.__setattr__(self, "_index", _index_of(self.numbers))
 
     def __iter__(self) -> Iterator[PhoneNumber]:
         return iter(self.numbers)
@@ -200,7 +196,8 @@ class Snapshot:
 
     def get(self, key: str) -> PhoneNumber | None:
         """The line whose id or E.164 number is ``key``, or ``None``."""
-        return self._by_key.get(key)
+        at = self._index.get(key)
+        return None if at is None else self.numbers[at]
 
     def changes_since(self, other: Snapshot) -> frozenset[str]:
         """The ids of the lines that differ from ``other``: added, removed or changed.
@@ -239,18 +236,19 @@ class Snapshot:
 
         .. versionadded:: 0.2
         """
-        mine = self._by_key
+        mine, mine_at = self.numbers, self._index
         kept: list[PhoneNumber] = []
         changed: set[str] = set()
         for n in numbers:
-            old = mine.get(n.id)
+            at = mine_at.get(n.id)
+            old = None if at is None else mine[at]
             if old is n or (old is not None and old._digest == n._digest):
                 kept.append(old)
             else:
                 kept.append(n)
                 changed.add(n.id)
         derived = Snapshot(tuple(kept), self.fetched_at if fetched_at is None else fetched_at)
-        ids = derived._by_key
+        ids = derived._index
         changed.update(n.id for n in self.numbers if ids.get(n.id) is None)
         self._descend(derived, frozenset(changed))
         return derived
@@ -258,54 +256,35 @@ class Snapshot:
     def replace_number(self, updated: PhoneNumber, *, fetched_at: float | None = None) -> Snapshot:
         """A new snapshot with the line of the same id replaced by ``updated``.
 
-        In time independent of the pool's size but for two C-level copies (the tuple
-        and the index): the version is updated, not recomputed.
+        In time independent of the pool's size but for one C-level copy of the tuple:
+        the index is shared and the version updated, not recomputed.
         """
         when = self.fetched_at if fetched_at is None else fetched_at
-        old = self._by_key.get(updated.id)
-        at = self._position(old) if old is not None else None
-        if (
-            old is None
-            or at is None
-            or old.id != updated.id
-            or old.phone_number != updated.phone_number
-        ):
+        index = self._index
+        at = index.get(updated.id)
+        old = None if at is None else self.numbers[at]
+        if old is None or old.id != updated.id or old.phone_number != updated.phone_number:
             numbers = tuple(updated if n.id == updated.id else n for n in self.numbers)
             replaced = Snapshot(numbers, when)
         else:
             # The common case (a reputation, status or forwarding change): the line keeps
-            # its place, so the positions are shared and the index copied, not rebuilt.
+            # its place, and with it its keys.
+            assert at is not None
             listed = list(self.numbers)
             listed[at] = updated
-            by_key = dict(self._by_key)
-            for key in (updated.id, updated.phone_number):
-                if by_key.get(key) is old:
-                    by_key[key] = updated
             numbers = tuple(listed)
             blocks = list(self._blocks)
             blocks[at // _BLOCK] = _block_digest(numbers, at - at % _BLOCK)
-            replaced = self._sibling(numbers, when, by_key, blocks)
-            object.__setattr__(replaced, "_positions", self._positions)
+            replaced = self._sibling(numbers, when, index, blocks)
         changed = frozenset({updated.id}) if replaced.version != self.version else frozenset()
         self._descend(replaced, changed)
         return replaced
-
-    def _position(self, line: PhoneNumber) -> int | None:
-        """Where ``line`` (this very object) is in ``numbers``, or ``None``."""
-        positions = self._positions
-        if positions is None:
-            positions = {}
-            for i, n in enumerate(self.numbers):
-                positions.setdefault(n.id, i)
-            object.__setattr__(self, "_positions", positions)
-        at = positions.get(line.id)
-        return at if at is not None and self.numbers[at] is line else None
 
     def _sibling(
         self,
         numbers: tuple[PhoneNumber, ...],
         fetched_at: float,
-        by_key: dict[str, PhoneNumber],
+        index: Mapping[str, int],
         blocks: list[bytes],
     ) -> Snapshot:
         made = object.__new__(Snapshot)
@@ -313,8 +292,7 @@ class Snapshot:
         object.__setattr__(made, "fetched_at", fetched_at)
         object.__setattr__(made, "_blocks", blocks)
         object.__setattr__(made, "version", _version_of(blocks))
-        object.__setattr__(made, "_by_key", by_key)
-        object.__setattr__(made, "_positions", None)
+        object.__setattr__(made, "_index", index)
         return made
 
     def remove_number(self, key: str, *, fetched_at: float | None = None) -> Snapshot:
@@ -325,23 +303,29 @@ class Snapshot:
 
         .. versionadded:: 0.4
         """
-        old = self._by_key.get(key)
-        if old is None:
+        at = self._index.get(key)
+        if at is None:
             return self
-        numbers = tuple([n for n in self.numbers if n is not old])
-        by_key = {k: n for k, n in self._by_key.items() if n is not old}
+        old = self.numbers[at]
+        numbers = self.numbers[:at] + self.numbers[at + 1 :]
         when = self.fetched_at if fetched_at is None else fetched_at
-        at = self._position(old)
-        start = 0 if at is None else at
-        blocks = self._blocks[: start // _BLOCK] + _block_digests(numbers, start)
-        replaced = self._sibling(numbers, when, by_key, blocks)
+        blocks = self._blocks[: at // _BLOCK] + _block_digests(numbers, at)
+        replaced = self._sibling(numbers, when, _index_of(numbers), blocks)
         self._descend(replaced, frozenset({old.id}))
         return replaced
 
 
+def _index_of(numbers: tuple[PhoneNumber, ...]) -> dict[str, int]:
+    index: dict[str, int] = {}
+    for at, n in enumerate(numbers):
+        index.setdefault(n.id, at)
+        index.setdefault(n.phone_number, at)
+    return index
+
+
 def _changed_ids(before: Snapshot, numbers: tuple[PhoneNumber, ...]) -> frozenset[str]:
-    old = before._by_key
-    changed = {n.id for n in numbers if getattr(old.get(n.id), "_digest", None) != n._digest}
+    get = before.get
+    changed = {n.id for n in numbers if getattr(get(n.id), "_digest", None) != n._digest}
     ids = {n.id for n in numbers}
     changed.update(n.id for n in before.numbers if n.id not in ids)
     return frozenset(changed)

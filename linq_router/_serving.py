@@ -72,6 +72,7 @@ class _Serving:
         self._worker: threading.Thread | None = None
         self._busy = False  # the worker is compiling (or about to)
         self._compiled_at = -math.inf  # when the worker last finished a compile
+        self._lingering = False  # the worker waits for more work (notify it of some)
         self._closing = False
 
     # -- the pick path's slow side ------------------------------------------------------
@@ -290,8 +291,8 @@ class _Serving:
                 target=self._work, name="linq-router-compile", daemon=True
             )
             self._worker.start()
-        else:
-            self._idle.notify_all()  # the worker may be waiting for more work
+        elif self._lingering:
+            self._idle.notify_all()  # the worker is waiting for more work: here it is
 
     def _work(self) -> None:
         while True:
@@ -301,7 +302,9 @@ class _Serving:
                     self._idle.notify_all()
                     # Changes come in bursts (webhooks, a refresh): wait a little for the
                     # next one rather than start a thread for each.
+                    self._lingering = True
                     self._idle.wait_for(lambda: bool(self._pending) or self._closing, _LINGER)
+                    self._lingering = False
                     if not self._pending or self._closing:
                         self._worker = None
                         self._idle.notify_all()
