@@ -170,36 +170,47 @@ class WebhookReceiver:
         the running event loop, or run to completion when no loop runs in this thread;
         prefer ``await ahandle(...)`` there.
         """
-        first = self._admit(headers, body)
-        if isinstance(first, WebhookResult):
-            return first
-        event, claimed = first
-        try:
-            applied = apply_event(self, event)
-            if applied.pending is not None:
-                self._run_pending(applied.pending)
-        except Exception:
-            return self._failed(event.envelope.event_id, event.envelope.event_type, claimed)
-        return self._done(applied, event.envelope.event_id, event.envelope.event_type, claimed)
+        step = self._apply(headers, body)
+        if isinstance(step, WebhookResult):
+            return step
+        event, applied, result = step
+        if inspect.isawaitable(result):
+            try:
+                self._run_awaitable(result)
+            except Exception:
+                return self._failed(event)
+        return self._done(applied, event)
 
     async def ahandle(self, headers: Headers, body: bytes) -> WebhookResult:
         """``handle`` for asyncio: awaits an ``AsyncRouter``'s part. Never raises."""
-        first = self._admit(headers, body)
-        if isinstance(first, WebhookResult):
-            return first
-        event, claimed = first
+        step = self._apply(headers, body)
+        if isinstance(step, WebhookResult):
+            return step
+        event, applied, result = step
+        if inspect.isawaitable(result):
+            try:
+                await result
+            except Exception:
+                return self._failed(event)
+        return self._done(applied, event)
+
+    def _apply(self, headers: Headers, body: object) -> WebhookResult | tuple[Any, Applied, object]:
+        """Admit the request and apply its event, but for an ``AsyncRouter``'s awaiting.
+
+        A final answer, or the event, what was done, and the router's part's result.
+        """
+        event = self._admit(headers, body)
+        if isinstance(event, WebhookResult):
+            return event
         try:
             applied = apply_event(self, event)
-            if applied.pending is not None:
-                result = applied.pending()
-                if inspect.isawaitable(result):
-                    await result
+            result = None if applied.pending is None else applied.pending()
         except Exception:
-            return self._failed(event.envelope.event_id, event.envelope.event_type, claimed)
-        return self._done(applied, event.envelope.event_id, event.envelope.event_type, claimed)
+            return self._failed(event)
+        return event, applied, result
 
-    def _admit(self, headers: Headers, body: object) -> WebhookResult | tuple[Any, bool]:
-        """Steps 1 to 4: a final answer, or the event to apply and whether it was claimed."""
+    def _admit(self, headers: Headers, body: object) -> Any:
+        """Steps 1 to 4: a final answer (``WebhookResult``), or the event to apply (claimed)."""
         try:
             return self._admit_unguarded(headers, body)
         except Exception:
@@ -208,7 +219,7 @@ class WebhookReceiver:
 
     def _admit_unguarded(  # noqa: PLR0911 (one return per step that can end a request)
         self, headers: Headers, body: object
-    ) -> WebhookResult | tuple[Any, bool]:
+    ) -> Any:
         if isinstance(body, (bytearray, memoryview)):
             body = bytes(body)
         elif isinstance(body, str):
@@ -238,19 +249,17 @@ class WebhookReceiver:
             return WebhookResult(
                 200, envelope.event_id, envelope.event_type, False, "an event type not acted on"
             )
-        return event, True
+        return event
 
-    def _done(
-        self, applied: Applied, event_id: str, event_type: str, claimed: bool
-    ) -> WebhookResult:
-        if claimed:
-            self._seen.keep(event_id)
+    def _done(self, applied: Applied, event: Any) -> WebhookResult:
+        event_id, event_type = event.envelope.event_id, event.envelope.event_type
+        self._seen.keep(event_id)
         logger.debug("webhook %s %s: %s", event_type, event_id, applied.reason)
         return WebhookResult(200, event_id, event_type, applied.applied, applied.reason)
 
-    def _failed(self, event_id: str, event_type: str, claimed: bool) -> WebhookResult:
-        if claimed:
-            self._seen.release(event_id)  # Linq delivers it again; that one applies it
+    def _failed(self, event: Any) -> WebhookResult:
+        event_id, event_type = event.envelope.event_id, event.envelope.event_type
+        self._seen.release(event_id)  # Linq delivers it again; that one applies it
         logger.exception("webhook %s %s: applying it failed; answered 500", event_type, event_id)
         return WebhookResult(500, event_id, event_type, False, "applying the event failed")
 
@@ -265,11 +274,8 @@ class WebhookReceiver:
         )
         return WebhookResult(status, None, None, False, reason)
 
-    def _run_pending(self, pending: Callable[[], object]) -> None:
-        """Run the router's part from ``handle``: awaited on a loop if it is a coroutine."""
-        result = pending()
-        if not inspect.isawaitable(result):
-            return
+    def _run_awaitable(self, result: Awaitable[object]) -> None:
+        """Run an ``AsyncRouter``'s part from ``handle``: a task on this thread's loop."""
         try:
             loop = asyncio.get_running_loop()
         except RuntimeError:

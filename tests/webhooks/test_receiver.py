@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
 
 import pytest
 
@@ -428,20 +427,10 @@ def test_result_as_json() -> None:
     }
 
 
-@pytest.fixture
-def quiet_registry(fake: FakeLinqServer) -> Iterator[Registry]:
-    from linq_router import LinqClient
-
-    with LinqClient(fake.api_key, base_url=fake.base_url) as client:
-        reg = Registry(client, ttl=3600)
-        reg.snapshot()
-        yield reg
-
-
-def test_dedup_is_bounded_and_forgets_after_an_hour(quiet_registry: Registry) -> None:
+def test_dedup_is_bounded_and_forgets_after_an_hour(registry: Registry) -> None:
     now = [NOW]
     receiver = WebhookReceiver(
-        quiet_registry, secret=SECRET, dedup_size=3, clock=lambda: now[0], tolerance=10**9
+        registry, secret=SECRET, dedup_size=3, clock=lambda: now[0], tolerance=10**9
     )
     bodies = [event("reaction.added", {}, f"e{i}") for i in range(4)]
     for body in bodies:
