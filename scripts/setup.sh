@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Set a checkout up for development on a fresh machine: a headless browser (Debian's
-# chromium, for the HTML report's browser test) and .venv with the project, its dev
-# tools and the example plugin. Safe to run again: what is there already is kept.
-# The README's test command and .ci/run both start with it.
+# chromium, for the HTML report's browser test), a Redis server (Debian's redis-server,
+# which the shared-state tests start on a free port of their own) and .venv with the
+# project, its dev tools and the example plugin. Safe to run again: what is there
+# already is kept. The README's test command and .ci/run both start with it.
 #
 #   bash scripts/setup.sh             everything
 #   bash scripts/setup.sh --browser   only the browser
+#   bash scripts/setup.sh --redis     only the Redis server
 set -euo pipefail
 here="${BASH_SOURCE[0]%/*}"
 [ "$here" = "${BASH_SOURCE[0]}" ] && here=.
@@ -71,6 +73,31 @@ setup_browser() {
   how_to_get_a_browser
 }
 
+how_to_get_redis() {
+  printf '%s\n' \
+    "setup: no redis-server on PATH." \
+    "  The shared-state tests (tests/state) will FAIL until there is one. Install it, then" \
+    "  run this again:" \
+    "    Debian, Ubuntu: sudo apt-get install -y redis-server" \
+    "    Fedora:         sudo dnf install -y redis" \
+    "    macOS:          brew install redis" >&2
+}
+
+setup_redis() {
+  # Only the binary is needed: the tests start their own servers (no persistence, a
+  # free port), so the system service Debian's package enables is left as it is.
+  if command -v redis-server >/dev/null 2>&1; then
+    printf '== redis-server: %s\n' "$(command -v redis-server)"
+    return 0
+  fi
+  if apt_install redis-server && command -v redis-server >/dev/null 2>&1; then
+    printf '== redis-server: %s (installed)\n' "$(command -v redis-server)"
+    return 0
+  fi
+  # Carry on: the tests run, and the shared-state ones fail with the same advice.
+  how_to_get_redis
+}
+
 setup_python() {
   echo "== python packages (.venv)"
   if [ ! -x .venv/bin/python ] && ! python3 -m venv .venv; then
@@ -88,12 +115,14 @@ setup_python() {
 
 case "${1:-}" in
   --browser) setup_browser ;;
+  --redis) setup_redis ;;
   "")
     setup_browser
+    setup_redis
     setup_python
     ;;
   *)
-    echo "usage: bash scripts/setup.sh [--browser]" >&2
+    echo "usage: bash scripts/setup.sh [--browser | --redis]" >&2
     exit 2
     ;;
 esac
