@@ -38,6 +38,7 @@ from ._serving import Served, _MustWait, _Serving
 from .feedback import Ejection, OutcomeLike, SlowStart, Verdict
 from .pacing import AsyncPacer, Budget, Pacer, Pacing
 from .pacing._pacer import Plan
+from .state import StateBackend
 
 __all__ = ["AsyncRouter", "AsyncSnapshotSource", "Router", "SnapshotSource", "voice_memo_policy"]
 
@@ -83,7 +84,10 @@ class Router(_RouterCore):
         pick.explanation    # what each stage kept, and why this line
 
     Sticky conversations can be changed: ``forget(to)`` drops the remembered line,
-    ``pin(to, line)`` sets it (see ``linq_router.state`` for where it is kept).
+    ``pin(to, line)`` sets it. ``state`` (a ``StateBackend``, or a URI for
+    ``linq_router.state.from_uri`` such as ``"redis://host:6379/0"``) is where the
+    sticky selectors of the policies keep their assignments, unless one was given a
+    state of its own; by default each keeps its own ``MemoryState``.
     ``close()`` stops listening to the registry.
 
     A pick never waits for a compile once the purpose has been compiled once: a new
@@ -108,9 +112,19 @@ class Router(_RouterCore):
         on_event: EventListener | None = None,
         clock: Callable[[], float] = time.monotonic,
         pacing: Pacing | _Default | None = _DEFAULT_PACING,
+        state: StateBackend | str | None = None,
     ) -> None:
         super().__init__(
-            registry, policy, policies, ejection, slow_start, on_event, clock, pacing, Pacer
+            registry,
+            policy,
+            policies,
+            ejection,
+            slow_start,
+            on_event,
+            clock,
+            pacing,
+            Pacer,
+            state,
         )
         self.registry = registry
 
@@ -292,9 +306,19 @@ class AsyncRouter(_RouterCore):
         on_event: EventListener | None = None,
         clock: Callable[[], float] = time.monotonic,
         pacing: Pacing | _Default | None = _DEFAULT_PACING,
+        state: StateBackend | str | None = None,
     ) -> None:
         super().__init__(
-            registry, policy, policies, ejection, slow_start, on_event, clock, pacing, AsyncPacer
+            registry,
+            policy,
+            policies,
+            ejection,
+            slow_start,
+            on_event,
+            clock,
+            pacing,
+            AsyncPacer,
+            state,
         )
         self.registry = registry
 

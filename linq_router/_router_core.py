@@ -35,6 +35,7 @@ from .pacing import PacerCore, Pacing
 from .pacing._pacer import Plan
 from .policies import DEFAULT_POLICY, Pinnable, Policy, as_policy
 from .policies._static import PreferIMessage
+from .state import StateBackend, state_from_uri
 
 __all__ = ["EventListener", "PolicyLike", "voice_memo_policy"]
 
@@ -117,6 +118,27 @@ def _exhausted(
     )
 
 
+def _resolve_state(state: StateBackend | str | None) -> StateBackend | None:
+    """``Router(state=...)``: a backend, a URI for ``linq_router.state.from_uri``, or None."""
+    if state is None or isinstance(state, StateBackend):
+        return state
+    if isinstance(state, str):
+        return state_from_uri(state)
+    msg = (
+        "state must be a StateBackend or a state URI such as 'memory://' or "
+        f"'redis://host:6379/0', got {type(state).__name__}"
+    )
+    raise TypeError(msg)
+
+
+def _sharing(policy: Policy, state: StateBackend) -> Policy:
+    """``policy`` with its sticky selector remembering in ``state`` (if it has one)."""
+    with_state = getattr(policy.selector, "with_state", None)
+    if not callable(with_state):
+        return policy
+    return Policy(policy.filters, with_state(state))
+
+
 def _detail(outcome: OutcomeLike, verdict: Verdict) -> str:
     """What the report said, for an ejection's reason: "HTTP 403, code 2027"."""
     parts = outcome_of(outcome)
@@ -152,6 +174,7 @@ class _RouterCore(_Serving):
         clock: Callable[[], float] = time.monotonic,
         pacing: Pacing | _Default | None = _DEFAULT_PACING,
         pacer: type[PacerCore] = PacerCore,
+        state: StateBackend | str | None = None,
     ) -> None:
         if not callable(getattr(registry, "snapshot", None)):
             msg = (
@@ -167,6 +190,9 @@ class _RouterCore(_Serving):
                 msg = f"unknown purpose {purpose!r} in policies; expected one of {known}"
                 raise ValueError(msg)
             resolved[purpose] = as_policy(value)
+        self.state: StateBackend | None = _resolve_state(state)
+        if self.state is not None:
+            resolved = {p: _sharing(pol, self.state) for p, pol in resolved.items()}
         self.policies: Mapping[str, Policy] = resolved
         if isinstance(ejection, _Default):
             ejection = Ejection()

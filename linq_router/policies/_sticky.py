@@ -297,6 +297,7 @@ class Sticky(BaseSelector):
     ) -> None:
         self.weights: Mapping[Reputation, float] = weights_for(weights)
         self.max_size = max_size
+        self._state_given = state is not None
         self.state: StateBackend = MemoryState(max_size) if state is None else state
         if not isinstance(self.state, StateBackend):
             msg = f"sticky: state must implement StateBackend, got {type(state).__name__}"
@@ -312,6 +313,18 @@ class Sticky(BaseSelector):
     def compile(self, group: Group, previous: CompiledSelector | None) -> CompiledSelector:
         """Build the hash ring (and the no-recipient rotation) for ``group``."""
         return _CompiledSticky(group, self.weights, self.state, previous)
+
+    def with_state(self, state: StateBackend) -> Sticky:
+        """A copy remembering in ``state``; itself when it was given a state of its own.
+
+        What ``Router(state=...)`` does with the sticky selectors of its policies.
+
+        .. versionadded:: 0.4
+        """
+        if self._state_given:
+            return self
+        weights: dict[str | Reputation, float] = dict(self.weights.items())
+        return Sticky(max_size=self.max_size, weights=weights, state=state)
 
     def forget(self, key: str) -> bool:
         """Forget conversation ``key``'s line; its next pick hashes afresh."""

@@ -1,0 +1,63 @@
+"""Router(state=...): where the policies' sticky selectors keep their assignments."""
+
+from __future__ import annotations
+
+import pytest
+from doubles import FakeRegistry, pool
+
+from linq_router import Router
+from linq_router._pick import make_context
+from linq_router.policies import sticky
+from linq_router.state import MemoryState
+
+TO = "+14155550100"
+
+
+def test_sticky_assignments_go_to_the_routers_state() -> None:
+    shared = MemoryState()
+    router = Router(FakeRegistry(pool(20)), policy="skip-critical | sticky", state=shared)
+    line = router.pick(TO).number.id
+    assert shared.get_assignment(make_context(TO).key or "") == line
+    router.close()
+
+
+def test_two_routers_on_one_state_share_pins_and_forgets() -> None:
+    """What two processes on one Redis see, here with one in-memory backend."""
+    shared = MemoryState()
+    registry = FakeRegistry(pool(20))
+    a = Router(registry, policy="sticky", state=shared)
+    b = Router(registry, policy="sticky", state=shared)
+    target = pool(20)[7]
+    a.pin(TO, target.phone_number)
+    assert b.pick(TO).phone_number == target.phone_number
+    assert a.forget(TO)
+    assert not b.forget(TO)  # already forgotten, by the other router
+    a.close()
+    b.close()
+
+
+def test_a_state_uri_is_resolved() -> None:
+    router = Router(FakeRegistry(pool(5)), policy="sticky", state="memory://?max_size=10")
+    assert isinstance(router.state, MemoryState)
+    assert router.state.max_size == 10
+    router.pick(TO)
+    assert len(router.state) == 1
+    router.close()
+
+
+def test_a_sticky_selector_with_its_own_state_keeps_it() -> None:
+    own = MemoryState()
+    router = Router(FakeRegistry(pool(5)), policy=sticky(state=own), state=MemoryState())
+    router.pick(TO)
+    assert len(own) == 1
+    router.close()
+
+
+def test_a_policy_without_sticky_is_unchanged_and_bad_state_is_refused() -> None:
+    router = Router(FakeRegistry(pool(5)), policy="round-robin", state=MemoryState())
+    assert router.policy.name == "round-robin"
+    router.close()
+    with pytest.raises(TypeError, match="state must be a StateBackend or a state URI"):
+        Router(FakeRegistry(pool(5)), state=42)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="bogus"):
+        Router(FakeRegistry(pool(5)), state="bogus://x")
