@@ -10,6 +10,7 @@ from linq_router._pick import Cell, Pick, PickContext
 
 from ._base import BaseSelector, CompiledSelector, Group
 from ._rotation import Rotation
+from ._shared import Rotating, shared
 
 __all__ = ["RoundRobin", "round_robin"]
 
@@ -69,10 +70,29 @@ class RoundRobin(BaseSelector):
     """
 
     name = "round-robin"
+    _state: Rotating | None = None
+
+    def with_state(self, state: object) -> RoundRobin:
+        """A copy taking its turns from ``state`` (shared by a fleet), if it can rotate.
+
+        What ``Router(state=...)`` does; itself when ``state`` has no ``rotate``.
+
+        .. versionadded:: 0.4
+        """
+        if not isinstance(state, Rotating):
+            return self
+        copy = RoundRobin()
+        copy._state = state
+        return copy
 
     def compile(self, group: Group, previous: CompiledSelector | None) -> CompiledSelector:
         """Build the rotation for ``group``, carrying the cursor over from ``previous``."""
-        return _CompiledRoundRobin(group, previous)
+        state = self._state
+        if state is None:
+            return _CompiledRoundRobin(group, previous)
+        local = _CompiledRoundRobin(group, None)  # the same schedule in every process
+        lines = [(line.id, group.factor(line.id)) for line in group.lines]
+        return shared(self.name, group.path, lines, local.rotation, state) or local
 
 
 def round_robin() -> RoundRobin:

@@ -10,6 +10,7 @@ from linq_router._pick import Cell, Pick, PickContext
 
 from ._base import BaseSelector, CompiledSelector, Group, _Empty
 from ._rotation import Rotation
+from ._shared import Rotating, shared
 
 __all__ = [
     "DEFAULT_WEIGHTS",
@@ -209,9 +210,31 @@ class ReputationWeighted(BaseSelector):
         changed = changed_weights(self.weights)
         return f"{self.name}({', '.join(changed)})" if changed else self.name
 
+    _state: Rotating | None = None
+
+    def with_state(self, state: object) -> ReputationWeighted:
+        """A copy taking its turns from ``state`` (shared by a fleet), if it can rotate.
+
+        What ``Router(state=...)`` does; itself when ``state`` has no ``rotate``.
+
+        .. versionadded:: 0.4
+        """
+        if not isinstance(state, Rotating):
+            return self
+        copy = ReputationWeighted(dict(self.weights.items()))
+        copy._state = state
+        return copy
+
     def compile(self, group: Group, previous: CompiledSelector | None) -> CompiledSelector:
         """Build the weighted schedule for ``group``, carrying positions over."""
-        return _CompiledWeighted(group, self.weights, previous)
+        state = self._state
+        if state is None:
+            return _CompiledWeighted(group, self.weights, previous)
+        local = _CompiledWeighted(group, self.weights, None)  # alike in every process
+        lines = [
+            (line.id, self.weights[line.reputation] * group.factor(line.id)) for line in group.lines
+        ]
+        return shared(self.name, group.path, lines, local.rotation, state) or local
 
 
 def reputation_weighted(
