@@ -11,9 +11,12 @@ from __future__ import annotations
 import itertools
 import logging
 import time
+import urllib.parse
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import TypeVar
+
+import attrs
 
 from ._arguments import check_callable, shown
 from ._errors import BudgetExhaustedError, NoEligibleNumberError
@@ -118,6 +121,39 @@ def _exhausted(
     )
 
 
+def _resolve_policies(
+    policy: PolicyLike | None,
+    policies: Mapping[str, PolicyLike] | None,
+    state: StateBackend | None,
+) -> dict[str, Policy]:
+    """The policy per purpose, with sticky and rotations sharing ``state`` if given."""
+    chat = as_policy(DEFAULT_POLICY if policy is None else policy)
+    resolved: dict[str, Policy] = {"chat": chat, "voice_memo": voice_memo_policy(chat)}
+    for purpose, value in (policies or {}).items():
+        if purpose not in PURPOSES:
+            known = ", ".join(PURPOSES)
+            msg = f"unknown purpose {purpose!r} in policies; expected one of {known}"
+            raise ValueError(msg)
+        resolved[purpose] = as_policy(value)
+    if state is not None:
+        resolved = {p: _sharing(pol, state) for p, pol in resolved.items()}
+    return resolved
+
+
+def _resolve_pacing(pacing: Pacing | _Default | None, state: object) -> Pacing | None:
+    """``Router(pacing=...)``: budgets kept where a shared ``state`` URI keeps state."""
+    if isinstance(pacing, _Default):
+        pacing = Pacing()
+    if pacing is not None and not isinstance(pacing, Pacing):
+        msg = f"pacing must be a Pacing or None, got {shown(pacing)}"
+        raise TypeError(msg)
+    if pacing is not None and pacing.storage == "memory://" and isinstance(state, str):
+        shared = pacing_storage(state)
+        if shared is not None:
+            pacing = attrs.evolve(pacing, storage=shared)
+    return pacing
+
+
 def _resolve_state(state: StateBackend | str | None) -> StateBackend | None:
     """``Router(state=...)``: a backend, a URI for ``linq_router.state.from_uri``, or None."""
     if state is None or isinstance(state, StateBackend):
@@ -129,6 +165,25 @@ def _resolve_state(state: StateBackend | str | None) -> StateBackend | None:
         f"'redis://host:6379/0', got {type(state).__name__}"
     )
     raise TypeError(msg)
+
+
+_SHARED_SCHEMES = ("redis", "rediss", "redis+sentinel", "redis+cluster")
+_NAMESPACE = "linq_router"  # from_uri's default namespace
+
+
+def pacing_storage(state_uri: str) -> str | None:
+    """The ``limits`` storage URI for budgets kept where a shared ``state_uri`` keeps state.
+
+    The same server, without linq_router's own options, and a key prefix of the
+    state's namespace; ``None`` for a state that is not shared (``memory://``).
+    """
+    parts = urllib.parse.urlsplit(state_uri)
+    if parts.scheme not in _SHARED_SCHEMES:
+        return None
+    query = urllib.parse.parse_qs(parts.query)
+    namespace = query.get("namespace", [_NAMESPACE])[-1]
+    prefix = urllib.parse.quote(f"{namespace}:pacing", safe="")
+    return f"{parts.scheme}://{parts.netloc}{parts.path}?key_prefix={prefix}"
 
 
 def _sharing(policy: Policy, state: StateBackend) -> Policy:
@@ -182,17 +237,8 @@ class _RouterCore(_Serving):
                 f"object with snapshot()); got {type(registry).__name__}"
             )
             raise TypeError(msg)
-        chat = as_policy(DEFAULT_POLICY if policy is None else policy)
-        resolved: dict[str, Policy] = {"chat": chat, "voice_memo": voice_memo_policy(chat)}
-        for purpose, value in (policies or {}).items():
-            if purpose not in PURPOSES:
-                known = ", ".join(PURPOSES)
-                msg = f"unknown purpose {purpose!r} in policies; expected one of {known}"
-                raise ValueError(msg)
-            resolved[purpose] = as_policy(value)
         self.state: StateBackend | None = _resolve_state(state)
-        if self.state is not None:
-            resolved = {p: _sharing(pol, self.state) for p, pol in resolved.items()}
+        resolved = _resolve_policies(policy, policies, self.state)
         self.policies: Mapping[str, Policy] = resolved
         if isinstance(ejection, _Default):
             ejection = Ejection()
@@ -212,11 +258,7 @@ class _RouterCore(_Serving):
         tracker = None
         if ejection is not None or slow_start is not None:
             tracker = Tracker(ejection, slow_start, clock)
-        if isinstance(pacing, _Default):
-            pacing = Pacing()
-        if pacing is not None and not isinstance(pacing, Pacing):
-            msg = f"pacing must be a Pacing or None, got {shown(pacing)}"
-            raise TypeError(msg)
+        pacing = _resolve_pacing(pacing, state)
         self.pacing = pacing
         super().__init__(tracker, None if pacing is None else pacer(pacing, clock))
         self._finalizer: weakref.finalize[[], object] | None = None

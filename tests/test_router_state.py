@@ -61,3 +61,17 @@ def test_a_policy_without_sticky_is_unchanged_and_bad_state_is_refused() -> None
         Router(FakeRegistry(pool(5)), state=42)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="bogus"):
         Router(FakeRegistry(pool(5)), state="bogus://x")
+
+
+def test_budgets_live_where_a_shared_state_lives() -> None:
+    from linq_router._router_core import pacing_storage
+    from linq_router.pacing._pacer import _storage
+
+    assert pacing_storage("memory://") is None
+    assert (
+        pacing_storage("redis://:pw@127.0.0.1:6390/2?namespace=fleet-a&socket_timeout_ms=20")
+        == "redis://:pw@127.0.0.1:6390/2?key_prefix=fleet-a%3Apacing"
+    )
+    assert pacing_storage("rediss://h:1/0") == "rediss://h:1/0?key_prefix=linq_router%3Apacing"
+    storage = _storage("redis://127.0.0.1:6390/2?key_prefix=fleet-a%3Apacing")
+    assert storage.key_prefix == "fleet-a:pacing"  # limits' own option, not a redis one

@@ -23,6 +23,7 @@ import logging
 import math
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Generator
 from typing import Any, TypeVar
 
@@ -431,9 +432,27 @@ class PacerCore:
 
 
 def _storage(uri: str) -> Any:
-    """``limits``' storage for ``uri``; a ``ValueError`` naming it if limits refuses it."""
+    """``limits``' storage for ``uri``; a ``ValueError`` naming it if limits refuses it.
+
+    A ``key_prefix=`` in the query string is the storage's option of that name (what
+    ``Router(state=...)`` sets, so two fleets on one Redis keep apart); the asyncio
+    Redis storages use redis-py, as the rest of linq_router does.
+    """
+    base, _, query = uri.partition("?")
+    options: dict[str, Any] = {}
+    kept = []
+    for part in query.split("&") if query else ():
+        name, _, value = part.partition("=")
+        if name == "key_prefix":
+            options["key_prefix"] = urllib.parse.unquote(value)
+        else:
+            kept.append(part)
+    scheme = base.split("://", 1)[0]
+    if scheme.startswith("async+redis"):
+        options.setdefault("implementation", "redispy")
+    target = base + ("?" + "&".join(kept) if kept else "")
     try:
-        return storage_from_string(uri)
+        return storage_from_string(target, **options)
     except ConfigurationError as error:
         shown_uri = uri.split("@", 1)[-1] if "@" in uri else uri  # never a password
         said = str(error).replace(uri, shown_uri)
