@@ -217,8 +217,9 @@ def test_bad_configuration() -> None:
         Pacing(new_conversations={"GREAT": "5/day"})
     with pytest.raises(ValueError, match="Pacing\\(storage='bogus://x'\\) cannot be used"):
         Router(FakeRegistry(pool(1)), pacing=Pacing(storage="bogus://x"))
-    with pytest.raises(ValueError, match="redis") as caught:
-        Router(FakeRegistry(pool(1)), pacing=Pacing(storage="redis://user:secret@host:6379"))
+    # A Sentinel URI without its service name: limits refuses it before connecting.
+    with pytest.raises(ValueError, match="service_name") as caught:
+        Router(FakeRegistry(pool(1)), pacing=Pacing(storage="redis+sentinel://user:secret@h:26379"))
     assert "secret" not in str(caught.value)
     with pytest.raises(ValueError, match="unknown storage scheme") as caught:
         Router(FakeRegistry(pool(1)), pacing=Pacing(storage="bogus://user:secret@host"))
