@@ -1,42 +1,43 @@
 """Where policies keep state that must outlive one snapshot: ``StateBackend``.
 
-``MemoryState`` (bounded LRU, per process) is the default; a shared store (Redis, say)
-implements the same four methods and slots into ``sticky(state=...)`` unchanged.
-``state_from_uri("memory://?max_size=50000")`` builds one from configuration text.
+``MemoryState`` (bounded LRU, per process) is the default. A fleet of processes on
+many hosts shares one ``RedisState`` (``AsyncRedisState`` for asyncio code) instead,
+wrapped in a ``ResilientState`` so that picks go on in memory while Redis is
+unreachable; each slots into ``sticky(state=...)`` unchanged. ``from_uri`` builds
+any of them from configuration text::
+
+    from_uri("memory://?max_size=50000")
+    from_uri("redis://:password@cache.internal:6379/0?namespace=eu-fleet")
+    from_uri("redis+sentinel://s1:26379,s2:26379/mymaster/0")
+    from_uri("redis+cluster://node1:6379,node2:6379")
+
+redis-py is needed for the Redis backends only: ``pip install 'linq-router[redis]'``.
 
 .. versionadded:: 0.1
+.. versionchanged:: 0.4 the Redis backends, ``ResilientState`` and ``from_uri``.
 """
 
 from __future__ import annotations
 
-from urllib.parse import parse_qs, urlsplit
-
 from ._base import StateBackend
 from ._memory import MemoryState
+from ._redis import AsyncRedisState, RedisState
+from ._resilient import ResilientState
+from ._uri import from_uri, from_uri_async
 
-__all__ = ["MemoryState", "StateBackend", "state_from_uri"]
+state_from_uri = from_uri
+"""The name ``from_uri`` had before 0.4; the same function.
 
+.. versionadded:: 0.1
+"""
 
-def state_from_uri(uri: str) -> StateBackend:
-    """A backend from a URI; only ``memory://`` (optionally ``?max_size=N``) for now.
-
-    .. versionadded:: 0.1
-    """
-    parts = urlsplit(uri)
-    if parts.scheme != "memory":
-        msg = f"unsupported state backend {uri!r}; supported: memory://"
-        raise ValueError(msg)
-    query = parse_qs(parts.query)
-    unknown = set(query) - {"max_size"}
-    if unknown:
-        msg = f"unknown option(s) {', '.join(sorted(unknown))} in {uri!r}; supported: max_size"
-        raise ValueError(msg)
-    if "max_size" not in query:
-        return MemoryState()
-    raw = query["max_size"][-1]
-    try:
-        size = int(raw)
-    except ValueError:
-        msg = f"max_size must be an integer in {uri!r}, got {raw!r}"
-        raise ValueError(msg) from None
-    return MemoryState(size)
+__all__ = [
+    "AsyncRedisState",
+    "MemoryState",
+    "RedisState",
+    "ResilientState",
+    "StateBackend",
+    "from_uri",
+    "from_uri_async",
+    "state_from_uri",
+]

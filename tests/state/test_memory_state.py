@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from linq_router.state import MemoryState, StateBackend, state_from_uri
+from linq_router.testing import FakeClock
 
 
 def test_round_trip_and_forget() -> None:
@@ -42,15 +43,43 @@ def test_bad_sizes_are_rejected(size: object) -> None:
 
 
 def test_state_from_uri() -> None:
-    """memory:// builds a MemoryState; anything else is a clear error."""
+    """memory:// builds a MemoryState (the old name still works); unknown options are errors."""
     assert isinstance(state_from_uri("memory://"), MemoryState)
-    state = state_from_uri("memory://?max_size=5")
+    state = state_from_uri("memory://?max_size=5&assignment_ttl=60")
     assert isinstance(state, MemoryState)
-    assert state.max_size == 5
-    with pytest.raises(ValueError, match="redis"):
-        state_from_uri("redis://localhost")
+    assert (state.max_size, state.assignment_ttl) == (5, 60)
     with pytest.raises(ValueError, match="ttl"):
         state_from_uri("memory://?ttl=3")
+
+
+def test_assign_gets_or_sets() -> None:
+    """assign stores the candidate for an unknown key, else answers what is remembered."""
+    state = MemoryState(max_size=2)
+    assert state.assign("a", "line-1") == "line-1"
+    assert state.assign("a", "line-2") == "line-1"
+    state.set_assignment("b", "line-3")
+    assert state.assign("c", "line-4") == "line-4"  # evicts a, the least recent
+    assert state.get_assignment("a") is None
+    assert state.assign("a", "line-5") == "line-5"
+
+
+def test_assignments_expire_after_their_last_use(clock: FakeClock) -> None:
+    """With assignment_ttl, a line unused for that long is forgotten; a use renews it."""
+    state = MemoryState(assignment_ttl=10, clock=clock)
+    state.set_assignment("used", "line-1")
+    state.assign("unused", "line-2")
+    clock.advance(6)
+    assert state.get_assignment("used") == "line-1"
+    clock.advance(6)
+    assert state.get_assignment("used") == "line-1"
+    assert state.get_assignment("unused") is None
+    assert not state.delete_assignment("unused")
+    assert state.assign("unused", "line-3") == "line-3"
+    clock.advance(10)
+    assert not state.delete_assignment("used")
+    assert "assignment_ttl=10" in repr(state)
+    with pytest.raises(ValueError, match="assignment_ttl"):
+        MemoryState(assignment_ttl=0)
 
 
 def test_the_default_bound_is_100_000_conversations() -> None:
