@@ -25,7 +25,9 @@ from ._fake_api import FakeLinqServer
 from ._fake_data import NumberSpec, Shape, default_pool, sample_pool
 from ._fake_sends import SentMessage
 from ._faults import FAULT_KINDS, Fault, error_envelope
+from ._redis_server import RedisServer
 from ._routes import RecordedRequest
+from ._state_contract import StateContractError, check_async_state, check_state
 from ._webhook_delivery import DeliveredWebhook
 
 if TYPE_CHECKING:
@@ -70,9 +72,13 @@ __all__ = [
     "NumberSpec",
     "PolicyContractError",
     "RecordedRequest",
+    "RedisServer",
     "SentMessage",
     "Shape",
+    "StateContractError",
+    "check_async_state",
     "check_policy",
+    "check_state",
     "default_pool",
     "e164_numbers",
     "emails",
