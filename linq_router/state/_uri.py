@@ -89,6 +89,7 @@ class _Spec:
     assignment_ttl: float | None
     max_size: int = 100_000
     hosts: tuple[tuple[str, int], ...] = ()
+    url: str = attrs.field(default="", repr=False)  # redis(s)://user:password@host:port/db
     username: str | None = attrs.field(default=None, repr=False)
     password: str | None = attrs.field(default=None, repr=False)
     db: int = 0
@@ -170,6 +171,7 @@ def _parse(uri: str, namespace: str) -> _Spec:
         return _Spec(**spec)
     spec.update(_connection_options(shown, options))
     spec.update(_where(shown, scheme, parts.netloc, parts.path))
+    spec["url"] = f"{scheme}://{parts.netloc}/{spec['db']}"
     return _Spec(**spec)
 
 
@@ -261,6 +263,11 @@ class _Connect:
             settings["max_connections"] = spec.max_connections
         return settings
 
+    @staticmethod
+    def _without_credentials(settings: dict[str, Any]) -> dict[str, Any]:
+        """For ``from_url``, which reads them from the URL itself (percent-decoded)."""
+        return {k: v for k, v in settings.items() if k not in ("username", "password")}
+
 
 class _SyncConnect(_Connect):
     def __call__(self) -> Redis | RedisCluster:
@@ -288,8 +295,7 @@ class _SyncConnect(_Connect):
             extra = {} if pool is None else {"max_connections": pool}
             master: Redis = sentinel.master_for(spec.service, db=spec.db, **extra)  # type: ignore[no-untyped-call]
             return master
-        (host, port), tls = spec.hosts[0], spec.scheme == "rediss"
-        return Redis(host=host, port=port, db=spec.db, ssl=tls, **settings)
+        return Redis.from_url(spec.url, **self._without_credentials(settings))
 
 
 class _AsyncConnect(_Connect):
@@ -315,18 +321,18 @@ class _AsyncConnect(_Connect):
             extra = {} if pool is None else {"max_connections": pool}
             master: AsyncRedis = sentinel.master_for(spec.service, db=spec.db, **extra)
             return master
-        (host, port), tls = spec.hosts[0], spec.scheme == "rediss"
-        return Redis(host=host, port=port, db=spec.db, ssl=tls, **settings)
+        return Redis.from_url(spec.url, **self._without_credentials(settings))
 
 
 def from_uri(uri: str, *, namespace: str = "linq_router") -> StateBackend:
     """A state backend from a URI: in memory, or on Redis shared by a fleet.
 
-    ``memory://`` (options ``max_size``, ``assignment_ttl``) is a ``MemoryState``.
+    ``memory://`` (options ``max_size``, ``assignment_ttl``; a ``namespace`` is
+    accepted and changes nothing, the memory being per process) is a ``MemoryState``.
     The Redis schemes make a ``RedisState`` on redis-py's own client for each:
 
     * ``redis://[user:password@]host[:6379][/db]`` and ``rediss://`` (TLS):
-      ``redis.Redis``;
+      ``redis.Redis.from_url``;
     * ``redis+sentinel://[user:password@]host[:26379][,host2:port2]/service_name[/db]``:
       ``redis.sentinel.Sentinel(...).master_for(service_name)``, the password used for
       the sentinels and the master alike;
