@@ -144,8 +144,7 @@ class ResilientState:
 
     def __repr__(self) -> str:
         return (
-            f"ResilientState({self.primary!r}, degraded={self._degraded}, "
-            f"outages={self.outages})"
+            f"ResilientState({self.primary!r}, degraded={self._degraded}, outages={self.outages})"
         )
 
     @property

@@ -165,7 +165,9 @@ def _parse(uri: str, namespace: str) -> _Spec:
         spec["assignment_ttl"] = _number(shown, "assignment_ttl", options, float, seconds)
     if scheme == "memory":
         if parts.netloc or parts.path not in ("", "/"):
-            raise _fail(shown, "memory:// takes no host or path, only options (memory://?max_size=N)")
+            raise _fail(
+                shown, "memory:// takes no host or path, only options (memory://?max_size=N)"
+            )
         if "max_size" in options:
             spec["max_size"] = int(_number(shown, "max_size", options, int, "a positive integer"))
         return _Spec(**spec)
@@ -371,9 +373,7 @@ def from_uri(uri: str, *, namespace: str = "linq_router") -> StateBackend:
     return state if spec.fallback is False else ResilientState(state)
 
 
-def from_uri_async(
-    uri: str, *, namespace: str = "linq_router"
-) -> AsyncRedisState | MemoryState:
+def from_uri_async(uri: str, *, namespace: str = "linq_router") -> AsyncRedisState | MemoryState:
     """``from_uri`` for asyncio code: an ``AsyncRedisState`` on redis-py's asyncio clients.
 
     The same schemes and options as ``from_uri``. ``memory://`` gives a
