@@ -47,6 +47,10 @@ def _lua(name: str) -> str:
 
 
 ASSIGN_LUA = _lua("assign.lua")
+ROTATE_LUA = _lua("rotate.lua")
+# An unused rotation's counter is kept a day: schedules change with the pool, and a
+# counter nobody steps any more (the group changed) need not outlive that.
+_ROTATION_TTL_MS = str(24 * 3600 * 1000)
 
 
 def _text(value: object) -> str | None:
@@ -109,6 +113,7 @@ class _RedisCore(Generic[_Client]):
             msg = f"client must be a redis-py client or a function making one, got {client!r}"
             raise TypeError(msg)
         self._prefix = "{" + self.namespace + "}:sticky:"
+        self._turns = "{" + self.namespace + "}:rotation:"
         ttl = self.assignment_ttl
         self._ttl_ms = 0 if ttl is None else max(1, round(ttl * 1000))  # "0": no expiry
         self._lock = threading.Lock()
@@ -183,9 +188,10 @@ class RedisState(_RedisCore["Redis | RedisCluster"]):
     """
 
     _script: Script | None = None
+    _rotate: Script | None = None
 
     def _forget_client(self) -> None:
-        self._script = None
+        self._script = self._rotate = None
 
     @property
     def client(self) -> Redis | RedisCluster:
@@ -245,6 +251,20 @@ class RedisState(_RedisCore["Redis | RedisCluster"]):
         """Forget ``key``; True if something was remembered."""
         return bool(self._redis().delete(self._prefix + key))
 
+    def rotate(self, schedule: str) -> int:
+        """One turn of the rotation ``schedule``, shared by the fleet: the counter after it.
+
+        One round trip (a Lua script: ``INCR`` and a day's time to live). What
+        ``round-robin`` and ``reputation-weighted`` call per pick under
+        ``Router(state=...)``.
+
+        .. versionadded:: 0.4
+        """
+        script = self._rotate
+        if script is None:
+            script = self._rotate = self._redis().register_script(ROTATE_LUA)
+        return int(script(keys=[self._turns + schedule], args=[_ROTATION_TTL_MS]))
+
     def clear(self) -> None:
         """Forget every assignment of this namespace (``SCAN`` and ``DEL``, in batches)."""
         client = self._redis()
@@ -267,7 +287,7 @@ class RedisState(_RedisCore["Redis | RedisCluster"]):
             client, made = self._client, self._connect is not None
             if made:
                 self._client = None
-                self._script = None
+                self._script = self._rotate = None
         if made and client is not None:
             client.close()
 
@@ -283,9 +303,10 @@ class AsyncRedisState(_RedisCore["AsyncRedis | AsyncRedisCluster"]):
     """
 
     _script: AsyncScript | None = None
+    _rotate: AsyncScript | None = None
 
     def _forget_client(self) -> None:
-        self._script = None
+        self._script = self._rotate = None
 
     @property
     def client(self) -> AsyncRedis | AsyncRedisCluster:
@@ -337,6 +358,13 @@ class AsyncRedisState(_RedisCore["AsyncRedis | AsyncRedisCluster"]):
         """Forget ``key``; True if something was remembered."""
         return bool(await self._redis().delete(self._prefix + key))
 
+    async def rotate(self, schedule: str) -> int:
+        """One turn of the rotation ``schedule``; see ``RedisState.rotate``."""
+        script = self._rotate
+        if script is None:
+            script = self._rotate = self._redis().register_script(ROTATE_LUA)
+        return int(await script(keys=[self._turns + schedule], args=[_ROTATION_TTL_MS]))
+
     async def clear(self) -> None:
         """Forget every assignment of this namespace (``SCAN`` and ``DEL``, in batches)."""
         client = self._redis()
@@ -358,6 +386,6 @@ class AsyncRedisState(_RedisCore["AsyncRedis | AsyncRedisCluster"]):
         client, made = self._client, self._connect is not None
         if made:
             self._client = None
-            self._script = None
+            self._script = self._rotate = None
         if made and client is not None:
             await client.aclose()

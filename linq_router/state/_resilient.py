@@ -35,6 +35,7 @@ __all__ = ["ResilientState", "outage_errors"]
 logger = logging.getLogger("linq_router")
 
 _T = TypeVar("_T")
+_TURNS_KEPT = 1024  # schedules whose last turn is kept, to go on from during an outage
 _Changes = tuple[bool, set[str], dict[str, str]]  # cleared?, deleted keys, assignments
 
 
@@ -130,6 +131,7 @@ class ResilientState:
         self._next_probe = 0.0
         self._probing = False
         self._recent: OrderedDict[str, str] = OrderedDict()
+        self._turns: OrderedDict[str, int] = OrderedDict()  # schedule -> last turn
         # What changed locally during the outage, to write back on rejoining.
         self._pending: dict[str, str] = {}
         self._forgotten: set[str] = set()
@@ -231,6 +233,37 @@ class ResilientState:
             self._cleared = True
 
         self._call(primary, local)
+
+    def rotate(self, schedule: str) -> int:
+        """One turn of a shared rotation; counted locally, from the last turn seen, when down.
+
+        .. versionadded:: 0.4
+        """
+        rotate = getattr(self.primary, "rotate", None)
+
+        def primary() -> int:
+            if not callable(rotate):
+                with self._lock:
+                    return local()
+            turn = int(rotate(schedule))
+            with self._lock:
+                self._turned(schedule, turn)
+            return turn
+
+        def local() -> int:
+            turn = self._turns.get(schedule, 0) + 1
+            self._turned(schedule, turn)
+            return turn
+
+        return self._call(primary, local)
+
+    def _turned(self, schedule: str, turn: int) -> None:
+        """Under the lock: the last turn of ``schedule`` (a few hundred schedules kept)."""
+        turns = self._turns
+        turns[schedule] = turn
+        turns.move_to_end(schedule)
+        while len(turns) > _TURNS_KEPT:
+            turns.popitem(last=False)
 
     def close(self) -> None:
         """Close the primary, if it can be closed."""
