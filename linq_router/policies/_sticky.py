@@ -89,6 +89,7 @@ def _spliced(ring: array[int], removed: list[int], added: list[int]) -> array[in
 
 class _CompiledSticky:
     __slots__ = (
+        "_assign",
         "_counts",
         "_free",
         "_group",
@@ -116,6 +117,11 @@ class _CompiledSticky:
     ) -> None:
         self._group = group
         self._state = state
+        # A shared store answers get-or-set in one round trip (``assign``): a pick there
+        # makes one call whether the conversation is new or known. The process's own
+        # memory keeps its two dictionary operations, the cheaper path there.
+        assign = getattr(state, "assign", None)
+        self._assign = assign if callable(assign) and not isinstance(state, MemoryState) else None
         self._weights = weights
         prior = previous if isinstance(previous, _CompiledSticky) else None
         eligible = [line for line in group.lines if weights[line.reputation] > 0]
@@ -201,6 +207,8 @@ class _CompiledSticky:
         key = ctx.key
         if key is None or not self._ring:
             return self._without_recipient(ctx)
+        if self._assign is not None:
+            return self._assigned(key)
         remembered = self._state.get_assignment(key)
         if remembered is not None:
             pick = self._kept.get(remembered)
@@ -212,6 +220,23 @@ class _CompiledSticky:
         line_id = self._slots[slot]
         assert line_id is not None  # ring entries name live slots only
         self._state.set_assignment(key, line_id)
+        return self._hashed.get(slot) or self._hashed_pick(slot, line_id)
+
+    def _assigned(self, key: str) -> Pick:
+        """``pick`` on a shared store: one ``assign`` of the line the ring owns for ``key``."""
+        assert self._assign is not None
+        slot = self.owner(key)
+        line_id = self._slots[slot]
+        assert line_id is not None  # ring entries name live slots only
+        remembered = self._assign(key, line_id)
+        if remembered != line_id:
+            pick = self._kept.get(remembered)
+            if pick is None and remembered in self._counts:
+                pick = self._remembered(remembered)
+            if pick is not None:
+                return pick
+            # Remembered elsewhere for a line not eligible here: the ring's line now.
+            self._state.set_assignment(key, line_id)
         return self._hashed.get(slot) or self._hashed_pick(slot, line_id)
 
     def pick_avoiding(self, ctx: PickContext, avoid: Container[str]) -> Pick | None:

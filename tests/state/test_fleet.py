@@ -203,3 +203,37 @@ def test_picks_go_on_through_a_redis_outage_and_rejoin(
     assert len(infos) == 1
     watcher.close()
     state.close()
+
+
+def _commands(client: redis.Redis) -> collections.Counter[str]:
+    stats = client.info("commandstats")
+    return collections.Counter(
+        {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
+    )
+
+
+# What each script runs inside Redis (commandstats counts those calls too).
+_INSIDE = {
+    "round-robin": {"incr": 1, "pexpire": 1},
+    "reputation-weighted": {"incr": 1, "pexpire": 1},
+    "sticky": {"get": 1, "pexpire": 1},  # a known conversation
+    "sticky, new": {"get": 1, "set": 1},
+}
+
+
+@pytest.mark.parametrize("policy", ["round-robin", "reputation-weighted", "sticky"])
+def test_a_warm_pick_is_one_round_trip(
+    policy: str, redis_url: str, redis_client: redis.Redis
+) -> None:
+    """One EVALSHA a pick, known conversation or new: nothing else leaves the process."""
+    with FakeLinqServer(LINES) as fake, LinqClient(fake.api_key, base_url=fake.base_url) as c:
+        router = Router(Registry(c, ttl=3600), policy, state=redis_url, pacing=None)
+        router.pick(RECIPIENTS[0])
+        router.settle()
+        for to, inside in ((RECIPIENTS[0], policy), (RECIPIENTS[1], f"{policy}, new")):
+            before = _commands(redis_client)
+            router.pick(to)
+            delta = _commands(redis_client) - before
+            delta.pop("info", None)
+            assert delta == {"evalsha": 1, **_INSIDE.get(inside, _INSIDE[policy])}
+        router.close()
