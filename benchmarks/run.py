@@ -13,6 +13,7 @@ import argparse
 
 import bench_change
 import bench_feedback
+import bench_fleet
 import bench_pacing
 import bench_pick
 import bench_registry
@@ -21,7 +22,7 @@ from _plot import latency_chart
 from _report import DOC, write_section
 
 PLOT = DOC.parent / "benchmarks-pick.svg"
-SECTIONS = ("pick", "registry", "change", "feedback", "pacing", "webhooks")
+SECTIONS = ("pick", "registry", "change", "feedback", "pacing", "webhooks", "fleet")
 
 
 def main() -> None:
@@ -50,6 +51,7 @@ def main() -> None:
         "feedback": bench_feedback.section,
         "pacing": bench_pacing.section,
         "webhooks": bench_webhooks.section,
+        "fleet": bench_fleet.section,
     }
     for name, run in runners.items():
         if name in args.only:
