@@ -16,6 +16,7 @@ See the "Webhooks" page of the docs for the setup in Linq and the security rules
 .. versionadded:: 0.4
 """
 
-from ._receiver import SECRET_VARIABLE, WebhookReceiver, WebhookResult
+from ._receiver import SECRET_VARIABLE, WebhookReceiver
+from ._result import WebhookResult
 
 __all__ = ["SECRET_VARIABLE", "WebhookReceiver", "WebhookResult"]

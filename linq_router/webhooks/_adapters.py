@@ -9,12 +9,26 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import orjson
 
-if TYPE_CHECKING:
-    from ._receiver import WebhookReceiver, WebhookResult
+from ._result import WebhookResult
+
+
+class WebhookReceiver(Protocol):
+    """What the adapters need of a receiver (``_receiver.WebhookReceiver``)."""
+
+    max_body: int
+
+    def handle(self, headers: Any, body: bytes) -> WebhookResult:
+        """Answer one request."""
+        ...
+
+    async def ahandle(self, headers: Any, body: bytes) -> WebhookResult:
+        """Answer one request, for asyncio."""
+        ...
+
 
 __all__ = ["asgi_app", "wsgi_app"]
 
@@ -40,8 +54,6 @@ def _json(result: WebhookResult) -> bytes:
 
 
 def _too_large(receiver: WebhookReceiver) -> WebhookResult:
-    from ._receiver import WebhookResult  # noqa: PLC0415 (the receiver imports this module)
-
     why = f"the body is over max_body={receiver.max_body} bytes"
     return WebhookResult(413, None, None, False, why)
 
@@ -118,8 +130,6 @@ def wsgi_app(
         except ValueError:
             length = -1
         if length < 0:
-            from ._receiver import WebhookResult  # noqa: PLC0415
-
             bad = WebhookResult(400, None, None, False, "Content-Length is not a number")
             return _wsgi_answer(start_response, 400, _json(bad))
         if length > receiver.max_body:

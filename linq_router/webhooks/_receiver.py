@@ -24,16 +24,15 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
-import attrs
-
 from linq_router._arguments import check_callable, check_count, check_seconds
 
 from ._apply import Applied, apply_event
 from ._dedup import Seen
 from ._events import BadEvent, Ignored, parse_event
+from ._result import WebhookResult
 from ._verify import Rejected, Verifier
 
-__all__ = ["SECRET_VARIABLE", "WebhookReceiver", "WebhookResult"]
+__all__ = ["SECRET_VARIABLE", "WebhookReceiver"]
 
 logger = logging.getLogger("linq_router")
 
@@ -47,36 +46,6 @@ _WARN_EVERY = 60.0
 
 Headers = Mapping[str, str] | Iterable[tuple[str | bytes, str | bytes]]
 """A request's headers: a mapping, or (name, value) pairs as ASGI and WSGI give them."""
-
-
-@attrs.frozen
-class WebhookResult:
-    """What ``WebhookReceiver.handle`` made of one request.
-
-    ``status`` is the HTTP status to answer (200, 400, 401, 413, or 500 when applying
-    failed and Linq should deliver it again); ``event_id`` and ``event_type`` are
-    ``None`` when the body was not read that far; ``applied`` is True when the event
-    changed something (a line amended or removed, a refresh started, a send reported);
-    ``reason`` says what happened, in words.
-
-    .. versionadded:: 0.4
-    """
-
-    status: int
-    event_id: str | None
-    event_type: str | None
-    applied: bool
-    reason: str
-
-    def as_json(self) -> dict[str, object]:
-        """The small JSON body the adapters answer with."""
-        return {
-            "status": self.status,
-            "event_id": self.event_id,
-            "event_type": self.event_type,
-            "applied": self.applied,
-            "reason": self.reason,
-        }
 
 
 class WebhookReceiver:
