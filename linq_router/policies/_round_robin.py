@@ -10,7 +10,7 @@ from linq_router._pick import Cell, Pick, PickContext
 
 from ._base import BaseSelector, CompiledSelector, Group
 from ._rotation import Rotation
-from ._shared import Rotating, shared
+from ._shared import SharesTurns, shared
 
 __all__ = ["RoundRobin", "round_robin"]
 
@@ -59,7 +59,7 @@ class _CompiledRoundRobin:
         self.pick = rotation.pick
 
 
-class RoundRobin(BaseSelector):
+class RoundRobin(SharesTurns, BaseSelector):
     """Strict rotation: every line in turn, in snapshot order, fair under threads.
 
     The cursor survives refreshes: a snapshot with the same lines continues where the
@@ -70,20 +70,6 @@ class RoundRobin(BaseSelector):
     """
 
     name = "round-robin"
-    _state: Rotating | None = None
-
-    def with_state(self, state: object) -> RoundRobin:
-        """A copy taking its turns from ``state`` (shared by a fleet), if it can rotate.
-
-        What ``Router(state=...)`` does; itself when ``state`` has no ``rotate``.
-
-        .. versionadded:: 0.4
-        """
-        if not isinstance(state, Rotating):
-            return self
-        copy = RoundRobin()
-        copy._state = state
-        return copy
 
     def compile(self, group: Group, previous: CompiledSelector | None) -> CompiledSelector:
         """Build the rotation for ``group``, carrying the cursor over from ``previous``."""

@@ -15,13 +15,16 @@ schedule (lines of equal weight are staggered, so nobody is favoured).
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Callable, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 from linq_router._pick import Pick, PickContext
 
-__all__ = ["Rotating", "SharedRotation", "schedule_key", "shared"]
+__all__ = ["Rotating", "SharedRotation", "SharesTurns", "schedule_key", "shared"]
+
+_S = TypeVar("_S", bound="SharesTurns")
 
 
 @runtime_checkable
@@ -31,6 +34,25 @@ class Rotating(Protocol):
     def rotate(self, schedule: str) -> int:
         """Add one to ``schedule``'s counter and return it (1 for the first turn)."""
         ...
+
+
+class SharesTurns:
+    """``with_state`` for a rotating selector (``round-robin``, ``reputation-weighted``)."""
+
+    _state: Rotating | None = None
+
+    def with_state(self: _S, state: object) -> _S:
+        """A copy taking its turns from ``state`` (shared by a fleet), if it can rotate.
+
+        What ``Router(state=...)`` does; itself when ``state`` has no ``rotate``.
+
+        .. versionadded:: 0.4
+        """
+        if not isinstance(state, Rotating):
+            return self
+        made = copy.copy(self)
+        made._state = state
+        return made
 
 
 def schedule_key(name: str, path: str, lines: Sequence[tuple[str, float]]) -> str:

@@ -10,7 +10,7 @@ from linq_router._pick import Cell, Pick, PickContext
 
 from ._base import BaseSelector, CompiledSelector, Group, _Empty
 from ._rotation import Rotation
-from ._shared import Rotating, shared
+from ._shared import SharesTurns, shared
 
 __all__ = [
     "DEFAULT_WEIGHTS",
@@ -193,7 +193,7 @@ class _CompiledWeighted:
         self.pick = self.schedule.pick
 
 
-class ReputationWeighted(BaseSelector):
+class ReputationWeighted(SharesTurns, BaseSelector):
     """Smooth weighted rotation with a weight per reputation; see ``reputation_weighted``.
 
     .. versionadded:: 0.1
@@ -209,21 +209,6 @@ class ReputationWeighted(BaseSelector):
         """The text form, with the weights that differ from the defaults."""
         changed = changed_weights(self.weights)
         return f"{self.name}({', '.join(changed)})" if changed else self.name
-
-    _state: Rotating | None = None
-
-    def with_state(self, state: object) -> ReputationWeighted:
-        """A copy taking its turns from ``state`` (shared by a fleet), if it can rotate.
-
-        What ``Router(state=...)`` does; itself when ``state`` has no ``rotate``.
-
-        .. versionadded:: 0.4
-        """
-        if not isinstance(state, Rotating):
-            return self
-        copy = ReputationWeighted(dict(self.weights.items()))
-        copy._state = state
-        return copy
 
     def compile(self, group: Group, previous: CompiledSelector | None) -> CompiledSelector:
         """Build the weighted schedule for ``group``, carrying positions over."""
