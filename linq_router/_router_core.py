@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-import urllib.parse
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import TypeVar
@@ -36,6 +35,7 @@ from .feedback import (
 )
 from .pacing import PacerCore, Pacing
 from .pacing._pacer import Plan
+from .pacing._shared_storage import pacing_storage
 from .policies import DEFAULT_POLICY, Pinnable, Policy, as_policy
 from .policies._static import PreferIMessage
 from .state import StateBackend, state_from_uri
@@ -165,25 +165,6 @@ def _resolve_state(state: StateBackend | str | None) -> StateBackend | None:
         f"'redis://host:6379/0', got {type(state).__name__}"
     )
     raise TypeError(msg)
-
-
-_SHARED_SCHEMES = ("redis", "rediss", "redis+sentinel", "redis+cluster")
-_NAMESPACE = "linq_router"  # from_uri's default namespace
-
-
-def pacing_storage(state_uri: str) -> str | None:
-    """The ``limits`` storage URI for budgets kept where a shared ``state_uri`` keeps state.
-
-    The same server, without linq_router's own options, and a key prefix of the
-    state's namespace; ``None`` for a state that is not shared (``memory://``).
-    """
-    parts = urllib.parse.urlsplit(state_uri)
-    if parts.scheme not in _SHARED_SCHEMES:
-        return None
-    query = urllib.parse.parse_qs(parts.query)
-    namespace = query.get("namespace", [_NAMESPACE])[-1]
-    prefix = urllib.parse.quote(f"{namespace}:pacing", safe="")
-    return f"{parts.scheme}://{parts.netloc}{parts.path}?key_prefix={prefix}"
 
 
 def _sharing(policy: Policy, state: StateBackend) -> Policy:

@@ -208,8 +208,11 @@ def _lines_or_error(payload: object, memo: LineMemo | None = None) -> object:
 def test_a_memo_never_changes_what_is_parsed(entries: list[Any], data: st.DataObject) -> None:
     """With a memo of an earlier list, a list parses to exactly what it does without one."""
     earlier = {"phone_numbers": data.draw(st.permutations(entries))}
-    later = {"phone_numbers": data.draw(st.lists(st.sampled_from(entries) | entry_like))
-             if entries else []}
+    later = {
+        "phone_numbers": data.draw(st.lists(st.sampled_from(entries) | entry_like))
+        if entries
+        else []
+    }
     memo = LineMemo()
     assert _lines_or_error(earlier, memo) == _lines_or_error(earlier)
     assert _lines_or_error(later, memo) == _lines_or_error(later)
