@@ -220,7 +220,7 @@ class Router(_RouterCore):
             # The hot path without pacing: a success, with nothing to reset in most cases.
             tracker = self._tracker
             if tracker is not None and tracker.watching:
-                tracker.success(pick.number.id)
+                self._succeeded(tracker, pick.number.id)
             return Verdict.SUCCESS
         if self._latest is None and isinstance(pick, str):  # nothing picked yet: read lines
             self._served_for(self.registry.snapshot(), "chat")
@@ -372,7 +372,7 @@ class AsyncRouter(_RouterCore):
         if outcome is None and type(pick) is Pick and to is None and self._pacer is None:
             tracker = self._tracker
             if tracker is not None and tracker.watching:
-                tracker.success(pick.number.id)
+                self._succeeded(tracker, pick.number.id)
             return Verdict.SUCCESS
         if self._latest is None and isinstance(pick, str):
             await self._aserved_for(await self.registry.snapshot(), "chat")

@@ -19,6 +19,7 @@ import attrs
 
 from ._arguments import check_callable, shown
 from ._errors import BudgetExhaustedError, NoEligibleNumberError
+from ._fleet_feedback import FleetFeedback
 from ._models import PhoneNumber, Snapshot
 from ._pick import PURPOSES, Pick, PickContext, make_context
 from ._serving import Served, _Interim, _Serving, pick_avoiding
@@ -39,6 +40,7 @@ from .pacing._shared_storage import pacing_storage
 from .policies import DEFAULT_POLICY, Pinnable, Policy, as_policy
 from .policies._static import PreferIMessage
 from .state import StateBackend, state_from_uri
+from .state._board import Board
 
 __all__ = ["EventListener", "PolicyLike", "voice_memo_policy"]
 
@@ -167,6 +169,11 @@ def _resolve_state(state: StateBackend | str | None) -> StateBackend | None:
     raise TypeError(msg)
 
 
+def _shares_notices(state: object) -> bool:
+    """Whether ``state``'s notices reach other processes (Redis, maybe behind a fallback)."""
+    return getattr(state, "shares_notices", False) is True
+
+
 def _sharing(policy: Policy, state: StateBackend) -> Policy:
     """``policy`` with its sticky selector remembering in ``state`` (if it has one)."""
     with_state = getattr(policy.selector, "with_state", None)
@@ -243,6 +250,20 @@ class _RouterCore(_Serving):
         self.pacing = pacing
         super().__init__(tracker, None if pacing is None else pacer(pacing, clock))
         self._finalizer: weakref.finalize[[], object] | None = None
+        self._fleet: FleetFeedback | None = None
+        shared = self.state
+        if tracker is not None and isinstance(shared, Board) and _shares_notices(shared):
+            ref = weakref.ref(self)
+
+            def on_change() -> None:
+                router = ref()
+                if router is not None:
+                    router._refeed()
+
+            # An injected clock is the fleet's clock too (tests, simulations share one);
+            # the default monotonic clock differs per host: times travel as wall time.
+            wall = time.time if clock is time.monotonic else clock
+            self._fleet = FleetFeedback(shared, tracker, on_change, wall=wall)
         subscribe = getattr(registry, "subscribe", None)
         if callable(subscribe):
             ref = weakref.ref(self)
@@ -363,6 +384,14 @@ class _RouterCore(_Serving):
                 )
             pick = found
 
+    def _succeeded(self, tracker: Tracker, line_id: str) -> None:
+        """A send from ``line_id`` succeeded: end its streak or trial, in the fleet too."""
+        fleet = self._fleet
+        streaking = fleet is not None and tracker.streaking(line_id)
+        tracker.success(line_id)
+        if streaking and fleet is not None:
+            fleet.succeeded(line_id)
+
     def _record(self, pick: Pick | str, outcome: OutcomeLike, verdict: Verdict) -> None:
         """Apply ``verdict`` to the reported line, doing nothing where nothing can change."""
         tracker = self._tracker
@@ -372,7 +401,7 @@ class _RouterCore(_Serving):
             if tracker.watching:  # a streak or a trial to end; else nothing to do, no lock
                 line = self._line_of(pick)
                 if line is not None:
-                    tracker.success(line.id)
+                    self._succeeded(tracker, line.id)
             return
         if tracker.ejection is None or verdict not in _EJECTING:
             return
@@ -381,9 +410,17 @@ class _RouterCore(_Serving):
             if _debug_enabled(logging.DEBUG):
                 logger.debug("report for %s: not a line of the snapshot; ignored", shown(pick))
             return
-        changed, events = tracker.record(line, verdict, _detail(outcome, verdict))
+        fleet = self._fleet
+        streak = None
+        if fleet is not None and verdict is Verdict.LINE_FAILURE:
+            if tracker.ejection_of(line.id) is not None:
+                return  # a send that left before the ejection: not one more failure
+            streak = fleet.failures(line.id)
+        changed, events = tracker.record(line, verdict, _detail(outcome, verdict), streak)
         if changed:
             self._refeed()
+            if fleet is not None and any(e.kind == "ejected" for e in events):
+                fleet.ejected(line.id)
         self._announce(events)
 
     def _announce(self, events: list[LineEvent]) -> None:
@@ -476,6 +513,8 @@ class _RouterCore(_Serving):
 
     def close(self) -> None:
         """Stop listening to the registry (the registry itself stays open)."""
+        if self._fleet is not None:
+            self._fleet.close()
         if self._finalizer is not None:
             self._finalizer()  # runs the unsubscribe at most once, even if called again
         self._stop_worker()

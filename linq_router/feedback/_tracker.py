@@ -26,6 +26,8 @@ __all__ = ["Tracker", "eligible"]
 logger = logging.getLogger("linq_router")
 
 _UNPICKABLE = (Reputation.CRITICAL, Reputation.UNKNOWN)
+# Times closer than this (seconds) are one time: clocks of a fleet, converted, differ so.
+_SAME = 0.005
 
 
 def eligible(line: PhoneNumber | None) -> bool:
@@ -69,6 +71,9 @@ class Tracker:
         self.due = math.inf
         # Whether a success has anything to reset: read without the lock on the hot path.
         self.watching = False
+        # Told (under the lock) of each line that starts ramping up, and when: how a
+        # fleet agrees on entry times (the router posts them, off the pick path).
+        self.on_enter: Callable[[str, float], object] | None = None
 
     # -- what the router asks ------------------------------------------------------
 
@@ -85,9 +90,13 @@ class Tracker:
             self.watching = bool(self._streaks or self._trial)
 
     def record(
-        self, line: PhoneNumber, verdict: Verdict, detail: str
+        self, line: PhoneNumber, verdict: Verdict, detail: str, streak: int | None = None
     ) -> tuple[bool, list[LineEvent]]:
-        """Apply a verdict on ``line``; (whether the adjustments changed, events)."""
+        """Apply a verdict on ``line``; (whether the adjustments changed, events).
+
+        ``streak`` is the line's failure count including this one when a fleet keeps
+        it (a shared counter); by default this router counts on its own.
+        """
         if verdict is Verdict.SUCCESS:
             self.success(line.id)
             return False, []
@@ -104,7 +113,7 @@ class Tracker:
             else:
                 if current is not None:
                     return False, []
-                event = self._failure(line, ejection, detail, now)
+                event = self._failure(line, ejection, detail, now, streak)
             self.watching = bool(self._streaks or self._trial)
             if event is None:
                 return False, []
@@ -138,7 +147,7 @@ class Tracker:
                     changed = True
                 elif self.slow_start is not None and ejected is None:
                     if eligible(new) and not eligible(old):
-                        self._entered[line_id] = now
+                        self._enter_locked(line_id, now)
                         changed = True
                     elif not eligible(new) and self._entered.pop(line_id, None) is not None:
                         changed = True
@@ -160,6 +169,67 @@ class Tracker:
             self._rebuild_locked(now)
             return True, events
 
+    # -- what other routers of a fleet did -------------------------------------------
+
+    def adopt(self, ejected: Ejected) -> bool:
+        """Obey an ejection another router made (times on this clock); True if new here.
+
+        An ejection this router holds already, ending as late or later, is kept; one
+        whose time is up is ignored. Adopting is silent: the router that ejected the
+        line is the one that announces it.
+        """
+        now = self.clock()
+        if self.ejection is None or not ejected.until > now:
+            return False
+        line_id = ejected.line_id
+        with self._lock:
+            current = self._ejected.get(line_id)
+            if current is not None and current.until >= ejected.until - _SAME:
+                return False
+            self._streaks.pop(line_id, None)
+            self._trial.discard(line_id)
+            self._entered.pop(line_id, None)
+            self._ejected[line_id] = ejected
+            self.watching = bool(self._streaks or self._trial)
+            self._rebuild_locked(now)
+        logger.debug(
+            "obeying %s's ejection until %.1f: %s", ejected.line, ejected.until, ejected.reason
+        )
+        return True
+
+    def note_streak(self, line_id: str, count: int) -> None:
+        """The fleet's failure count of ``line_id`` is ``count`` (0: a success reset it)."""
+        with self._lock:
+            if count > 0:
+                self._streaks[line_id] = count
+            else:
+                self._streaks.pop(line_id, None)
+            self.watching = bool(self._streaks or self._trial)
+
+    def streaking(self, line_id: str) -> bool:
+        """Whether ``line_id`` has failures counted (here or, when told, in the fleet)."""
+        return line_id in self._streaks
+
+    def entered(self, line_id: str, at: float) -> bool:
+        """A ramping line entered at ``at`` (this clock), as the fleet agreed; True if moved."""
+        with self._lock:
+            held = self._entered.get(line_id)
+            if held is None or abs(held - at) <= _SAME:
+                return False
+            self._entered[line_id] = at
+            self._rebuild_locked(self.clock())
+            return True
+
+    def ejection_of(self, line_id: str) -> Ejected | None:
+        """The ejection ``line_id`` is under now, if any."""
+        return self._ejected.get(line_id)
+
+    def _enter_locked(self, line_id: str, now: float) -> None:
+        self._entered[line_id] = now
+        hook = self.on_enter
+        if hook is not None:
+            hook(line_id, now)
+
     # -- ejecting and returning ------------------------------------------------------
 
     def _eject_ineligible(
@@ -173,9 +243,9 @@ class Tracker:
         return self._eject_locked(line, Verdict.LINE_INELIGIBLE, reason, now, until, times)
 
     def _failure(
-        self, line: PhoneNumber, ejection: Ejection, detail: str, now: float
+        self, line: PhoneNumber, ejection: Ejection, detail: str, now: float, shared: int | None
     ) -> LineEvent | None:
-        streak = self._streaks.get(line.id, 0) + 1
+        streak = self._streaks.get(line.id, 0) + 1 if shared is None else max(1, shared)
         self._streaks[line.id] = streak
         on_trial = line.id in self._trial
         if not on_trial and streak < ejection.consecutive_failures:
@@ -249,7 +319,7 @@ class Tracker:
         history = self._ineligible if ejected.verdict is Verdict.LINE_INELIGIBLE else self._failures
         history[line_id] = (ejected.times, now)
         if self.slow_start is not None:
-            self._entered[line_id] = now
+            self._enter_locked(line_id, now)
         self.watching = True
         reason = f"{why}; on trial until its next success"
         logger.info("%s returned: %s", ejected.line, reason)
