@@ -223,20 +223,20 @@ class LocalBoard:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._board_clock = clock
         self._board_lock = threading.Lock()
-        self._records: dict[tuple[str, str], tuple[Record, float]] = {}  # -> (record, expiry)
-        self._counters: dict[tuple[str, str], tuple[int, float]] = {}
-        self._listeners = _Listeners()
+        self._board_held: dict[tuple[str, str], tuple[Record, float]] = {}  # -> (record, expiry)
+        self._board_counters: dict[tuple[str, str], tuple[int, float]] = {}
+        self._board_listeners = _Listeners()
 
     def _renew_board(self) -> None:
         self._board_lock = threading.Lock()
-        self._listeners.renew()
+        self._board_listeners.renew()
 
-    def _live(self, key: tuple[str, str], now: float) -> Record | None:
-        found = self._records.get(key)
+    def _board_live(self, key: tuple[str, str], now: float) -> Record | None:
+        found = self._board_held.get(key)
         if found is None:
             return None
         if found[1] <= now:
-            del self._records[key]
+            del self._board_held[key]
             return None
         return found[0]
 
@@ -248,24 +248,24 @@ class LocalBoard:
         record = dict(record)
         with self._board_lock:
             now = self._board_clock()
-            held = self._live((topic, name), now)
+            held = self._board_live((topic, name), now)
             if first and held is not None:
                 return held
             expiry = math.inf if ttl is None else now + ttl
-            self._records[(topic, name)] = (record, expiry)
-        self._listeners.tell(Notice(topic, name, record, ttl))
+            self._board_held[(topic, name)] = (record, expiry)
+        self._board_listeners.tell(Notice(topic, name, record, ttl))
         return record
 
     def remove(self, topic: str, name: str) -> bool:
         """Delete and announce; see ``Board.remove``."""
         checked_note(topic, name, None)
         with self._board_lock:
-            held = self._live((topic, name), self._board_clock())
-            self._records.pop((topic, name), None)
-            counted = self._counters.pop((topic, name), None) is not None
+            held = self._board_live((topic, name), self._board_clock())
+            self._board_held.pop((topic, name), None)
+            counted = self._board_counters.pop((topic, name), None) is not None
         if held is None and not counted:
             return False
-        self._listeners.tell(Notice(topic, name, None))
+        self._board_listeners.tell(Notice(topic, name, None))
         return True
 
     def notes(self, topic: str) -> dict[str, tuple[Record, float | None]]:
@@ -274,8 +274,8 @@ class LocalBoard:
         with self._board_lock:
             now = self._board_clock()
             found: dict[str, tuple[Record, float | None]] = {}
-            for (held_topic, name), (record, expiry) in list(self._records.items()):
-                if held_topic == topic and self._live((topic, name), now) is not None:
+            for (held_topic, name), (record, expiry) in list(self._board_held.items()):
+                if held_topic == topic and self._board_live((topic, name), now) is not None:
                     found[name] = (record, None if expiry == math.inf else expiry - now)
             return found
 
@@ -284,16 +284,16 @@ class LocalBoard:
         checked_note(topic, name, ttl, allow_none=False)
         with self._board_lock:
             now = self._board_clock()
-            value, expiry = self._counters.get((topic, name), (0, math.inf))
+            value, expiry = self._board_counters.get((topic, name), (0, math.inf))
             value = 1 if expiry <= now else value + 1
-            self._counters[(topic, name)] = (value, now + ttl)
-        self._listeners.tell(Notice(topic, name, None, ttl, value))
+            self._board_counters[(topic, name)] = (value, now + ttl)
+        self._board_listeners.tell(Notice(topic, name, None, ttl, value))
         return value
 
     def announce(self, topic: str, record: Record) -> None:
         """Tell this process's subscribers; see ``Board.announce``."""
         checked_note(topic, "", None)
-        self._listeners.tell(Notice(topic, "", dict(record)))
+        self._board_listeners.tell(Notice(topic, "", dict(record)))
 
     def claim(self, topic: str, name: str, ttl: float) -> bool:
         """Take a name once; see ``Board.claim``."""
@@ -301,25 +301,30 @@ class LocalBoard:
         key = ("claim\x1f" + topic, name)
         with self._board_lock:
             now = self._board_clock()
-            if self._live(key, now) is not None:
+            if self._board_live(key, now) is not None:
                 return False
-            self._records[key] = ({}, now + ttl)
+            self._board_held[key] = ({}, now + ttl)
             return True
 
     def release(self, topic: str, name: str) -> None:
         """Give back a claim; see ``Board.release``."""
         checked_note(topic, name, None)
         with self._board_lock:
-            self._records.pop(("claim\x1f" + topic, name), None)
+            self._board_held.pop(("claim\x1f" + topic, name), None)
 
     def subscribe(
         self, listener: Listener, joined: Callable[[], object] | None = None
     ) -> Callable[[], None]:
-        """Listen to this process's notices; see ``Board.subscribe``."""
-        ident = self._listeners.add(listener, joined)
+        """Listen to this process's notices; see ``Board.subscribe``.
+
+        ``joined`` is called at once: a local board is joined from the start.
+        """
+        ident = self._board_listeners.add(listener, joined)
+        if joined is not None:
+            joined()
 
         def unsubscribe() -> None:
-            self._listeners.drop(ident)
+            self._board_listeners.drop(ident)
 
         return unsubscribe
 
@@ -329,6 +334,6 @@ class LocalBoard:
             now = self._board_clock()
             return [
                 (topic, name, record, None if expiry == math.inf else expiry - now)
-                for (topic, name), (record, expiry) in list(self._records.items())
+                for (topic, name), (record, expiry) in list(self._board_held.items())
                 if expiry > now and not topic.startswith("claim\x1f")
             ]

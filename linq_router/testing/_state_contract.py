@@ -17,7 +17,10 @@ Each rule runs on a fresh backend from ``factory()`` and fails with a
   lose none;
 * if the backend has an ``assignment_ttl`` (on a fake clock, or of at most five
   seconds): an unused assignment is gone after it, a used one (get or ``assign``)
-  lives on, and an expired key is assigned afresh.
+  lives on, and an expired key is assigned afresh;
+* a backend that is also a notice board (``RedisState``, ``ResilientState`` over
+  it) passes the board's rules too (``_board_contract``): records, counters,
+  claims, and notices heard in order by a subscriber.
 
 The rules are written once, as coroutines over a thin view of the backend:
 ``check_state`` drives them without an event loop (a sync backend never suspends
@@ -37,6 +40,9 @@ from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 from linq_router.state import MemoryState, StateBackend
+from linq_router.state._board import Board
+
+from ._board_contract import BoardContractError, check_board
 
 __all__ = ["StateContractError", "check_async_state", "check_state"]
 
@@ -368,6 +374,15 @@ async def _run(
             raise StateContractError(msg) from None
         finally:
             await closing(view.backend)
+    view = make()
+    try:
+        if isinstance(view.backend, Board):
+            check_board(view.backend)
+    except BoardContractError as broken:
+        msg = f"{view.backend!r} breaks a notice board rule: {broken}"
+        raise StateContractError(msg) from None
+    finally:
+        await closing(view.backend)
     if other is None:
         return
     mine, theirs = make(), other()

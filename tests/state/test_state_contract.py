@@ -215,3 +215,42 @@ def test_the_async_contract() -> None:
     asyncio.run(main())
     with pytest.raises(StateContractError, match="returned an awaitable: use check_async_state"):
         check_state(AsyncDict)  # type: ignore[arg-type]
+
+
+# -- the notice board's rules ------------------------------------------------------------
+
+
+def test_a_local_board_passes_the_board_rules() -> None:
+    from linq_router.state._board import LocalBoard
+    from linq_router.testing._board_contract import check_board
+
+    check_board(LocalBoard())
+
+
+def test_a_board_whose_first_post_does_not_win_breaks_a_rule() -> None:
+    from linq_router.state._board import LocalBoard, Record
+    from linq_router.testing._board_contract import BoardContractError, check_board
+
+    class LastWins(LocalBoard):
+        def post(
+            self, topic: str, name: str, record: Record, ttl: float | None, *, first: bool = False
+        ) -> Record:
+            return super().post(topic, name, record, ttl)
+
+    with pytest.raises(BoardContractError, match="the first must win"):
+        check_board(LastWins())
+
+
+def test_a_state_that_is_a_broken_board_fails_check_state() -> None:
+    from linq_router.state._board import LocalBoard
+
+    class Deaf(MemoryState, LocalBoard):
+        def __init__(self) -> None:
+            MemoryState.__init__(self)
+            LocalBoard.__init__(self)
+
+        def subscribe(self, listener, joined=None):  # type: ignore[no-untyped-def]
+            return super().subscribe(lambda notice: None, joined)
+
+    with pytest.raises(StateContractError, match="notice board rule: a subscriber heard"):
+        check_state(Deaf)
