@@ -7,6 +7,7 @@ import logging
 import os
 from collections.abc import Iterator
 
+import attrs
 import click
 
 from ._cli_common import api_errors, demo_option, make_console, open_registry
@@ -19,7 +20,7 @@ from ._cli_errors import (
     scrub,
 )
 from ._cli_lines import budgets_table
-from ._client import API_KEY_ENV
+from ._client import API_KEY_ENV, BASE_URL_ENV, DEFAULT_BASE_URL
 from ._errors import LinqRouterError
 
 __all__ = ["budgets", "simulate"]
@@ -59,6 +60,20 @@ def _checked_report(_ctx: click.Context, _param: click.Parameter, value: str | N
     problem = None if value is None else report_path_problem(value)
     if problem is not None:
         raise UsageLine(f"--report {value}: {problem}")
+    return value
+
+
+def _checked_state(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    # Parsed up front (nothing connects), so a typo stops the command before any
+    # process starts; from_uri's message already masks the password.
+    if value is None:
+        return None
+    from .simulate import check_state_uri  # noqa: PLC0415 - only this option needs it
+
+    try:
+        check_state_uri(value)
+    except (ValueError, ImportError) as exc:
+        raise click.BadParameter(str(exc)) from None
     return value
 
 
@@ -106,6 +121,22 @@ def _stray_specs(specs: tuple[str, ...], policy: str | None) -> str:
     is_flag=True,
     help="Run a day of sends on the simulated clock, with and without pacing.",
 )
+@click.option(
+    "--workers-processes",
+    "processes",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Pick from N worker processes (--workers threads each) and compare their shares "
+    "with one process's.",
+)
+@click.option(
+    "--state",
+    metavar="URI",
+    callback=_checked_state,
+    help="The state URI every worker process's Router uses (redis://HOST:PORT/DB); "
+    "memory:// is each process's own.  [default: memory://]",
+)
 @click.option("--seed", type=int, default=1, show_default=True, help="Makes the run reproducible.")
 @click.option(
     "--report",
@@ -122,6 +153,8 @@ def simulate(
     sends: int | None,
     workers: int | None,
     day: bool,
+    processes: int,
+    state: str | None,
     seed: int,
     report: str | None,
 ) -> None:
@@ -138,11 +171,18 @@ def simulate(
     With --day, 86,400 simulated seconds of sends (and bursts to one recipient) run
     on the embedded fake in seconds, with per_line budgets scaled to the day, once
     with pacing and once without; the report shows the most each line sent within
-    24 h against its budget and the fake's 429/1007 answers. Examples:
+    24 h against its budget and the fake's 429/1007 answers.
 
+    With --workers-processes N (and --state URI), N processes pick the run's --sends,
+    each with a Router of its own on the state URI, and one process alone then makes
+    as many picks; a table per spec shows both shares per line and whether they
+    match. Only picks are made. Examples:
+
+    \b
       linq-router simulate --compare "round-robin" "skip-critical | sticky"
       linq-router simulate --day
-    """
+      linq-router simulate --workers-processes 3 --state redis://localhost:6379/0
+    """  # noqa: D301 - click's \b (a backspace) keeps the examples' lines unwrapped
     from . import simulate as sim  # noqa: PLC0415 - only this command needs it
     from .policies import DEFAULT_POLICY  # noqa: PLC0415
 
@@ -155,6 +195,10 @@ def simulate(
     chosen = _checked_specs(
         specs if compare else (policy or DEFAULT_POLICY,), "--compare" if compare else "--policy"
     )
+    if processes > 1 or state is not None:
+        options = _FleetOptions(processes, state or "memory://", sends, workers, seed, demo)
+        _simulate_fleet(chosen, options, day=day, report=report)
+        return
     if day:
         _simulate_day(chosen, sends, workers, seed, compare=compare, report=report)
         return
@@ -195,6 +239,50 @@ def simulate(
         except OSError as exc:
             raise Failure(f"could not write the report to {report}: {exc.strerror or exc}") from exc
         console.print(f"HTML report written to {report}")
+
+
+@attrs.frozen
+class _FleetOptions:
+    """What ``simulate`` hands its fleet mode (``--sends``/``--workers`` unset: None)."""
+
+    processes: int
+    state: str
+    sends: int | None
+    workers: int | None
+    seed: int
+    demo: bool
+
+
+def _simulate_fleet(
+    specs: list[str], options: _FleetOptions, *, day: bool, report: str | None
+) -> None:
+    """``simulate --workers-processes N --state URI``: a fleet's shares against one's."""
+    from . import simulate as sim  # noqa: PLC0415 - only this command needs it
+
+    if day or report is not None:
+        what = "--day" if day else "--report"
+        raise click.UsageError(f"{what} does not run with --workers-processes/--state; drop {what}")
+    demo = options.demo or not os.environ.get(API_KEY_ENV)
+    if not demo:
+        check_base_url()
+    console = make_console()
+    with _quiet_library_logs():
+        try:
+            results = sim.run_fleet(
+                specs,
+                processes=options.processes,
+                threads=4 if options.workers is None else options.workers,
+                sends=1_000 if options.sends is None else options.sends,
+                seed=options.seed,
+                state=options.state,
+                demo=demo,
+            )
+        except sim.FleetError as exc:
+            url = os.environ.get(BASE_URL_ENV, DEFAULT_BASE_URL)
+            raise Failure(scrub(str(exc).replace(options.state, "<--state>"), url)) from None
+    console.print(sim.render_fleet(results, demo=demo))
+    if not demo:
+        console.print("(real API: the pool was read, not changed; nothing was sent)")
 
 
 def _simulate_day(
