@@ -58,6 +58,8 @@ class FleetFeedback:
         self.wall = wall
         self._entries: queue.SimpleQueue[tuple[str, float]] = queue.SimpleQueue()
         self._courier: threading.Thread | None = None
+        self.joined = threading.Event()
+        """Set once the board's notices reach this router (``Router.settle`` waits)."""
         if tracker.slow_start is not None:
             tracker.on_enter = self._entering
         self._unsubscribe = board.subscribe(self._heard, self._joined)
@@ -159,6 +161,7 @@ class FleetFeedback:
             self._adopt_ejection(line_id, record)
         for line_id, (record, _) in entries.items():
             self._adopt_entry(line_id, record)
+        self.joined.set()
 
     def _adopt_ejection(self, line_id: str, record: Mapping[str, Any]) -> None:
         try:

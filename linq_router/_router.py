@@ -34,7 +34,7 @@ from ._router_core import (
     logger,
     voice_memo_policy,
 )
-from ._serving import Served, _MustWait, _Serving
+from ._serving import Served, _MustWait
 from .feedback import Ejection, OutcomeLike, SlowStart, Verdict
 from .pacing import AsyncPacer, Budget, Pacer, Pacing
 from .pacing._pacer import Plan
@@ -439,7 +439,7 @@ class AsyncRouter(_RouterCore):
 
     async def settle(self, timeout: float | None = 10.0) -> bool:  # type: ignore[override]
         """Wait until every announced snapshot is compiled and swapped in; see ``Router``."""
-        return await asyncio.to_thread(_Serving.settle, self, timeout)
+        return await asyncio.to_thread(_RouterCore.settle, self, timeout)
 
     async def pin(self, to: str | Iterable[str], line: str | PhoneNumber) -> str:
         """Make ``line`` the conversation's line; see ``Router.pin``."""

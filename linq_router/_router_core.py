@@ -511,6 +511,23 @@ class _RouterCore(_Serving):
             selector.pin(key, number.id)
         return number.id
 
+    def settle(self, timeout: float | None = 10.0) -> bool:
+        """Wait until every announced snapshot is compiled and swapped in.
+
+        On a shared state, also until the fleet's notices reach this router (its
+        subscription is confirmed and what was posted before it is read). True when
+        done within ``timeout`` seconds. Picks never need this; tests and benchmarks
+        use it to know that what they see is the newest.
+
+        .. versionadded:: 0.2
+        .. versionchanged:: 0.4 waits for the fleet's notices too.
+        """
+        done = _Serving.settle(self, timeout)
+        fleet = self._fleet
+        if fleet is not None:
+            done = fleet.joined.wait(timeout) and done
+        return done
+
     def close(self) -> None:
         """Stop listening to the registry (the registry itself stays open)."""
         if self._fleet is not None:
