@@ -101,7 +101,10 @@ class Pacing:
       ``{"HEALTHY": "300/day", "AT_RISK": "75/day"}``; no default, Linq publishes
       no number. A reputation missing from the mapping has no such budget.
     * ``storage``: where the counts live, a ``limits`` storage URI (``memory://``:
-      this process; ``redis://...`` for a fleet).
+      this process; ``redis://...`` for a fleet). A ``redis+sentinel://`` one takes
+      ``/service_name/db`` as state URIs do, and reads budgets from the master
+      (``?use_replicas=true`` for limits' replicas). ``Router(state=...)`` with a
+      shared state URI sets it to that server, keys prefixed ``<namespace>:pacing``.
     * ``strategy``: the ``limits`` strategy: ``moving-window`` (exact),
       ``sliding-window-counter`` or ``fixed-window`` (cheaper, approximate).
 

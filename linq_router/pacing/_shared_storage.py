@@ -8,6 +8,19 @@ __all__ = ["pacing_storage"]
 
 _SHARED_SCHEMES = ("redis", "rediss", "redis+sentinel", "redis+cluster")
 _NAMESPACE = "linq_router"  # from_uri's default namespace
+# A state URI may leave ports out (from_uri fills these in); limits requires them for
+# a Sentinel's and a Cluster's hosts ("Missing host or port").
+_DEFAULT_PORTS = {"redis+sentinel": 26379, "redis+cluster": 6379}
+
+
+def _with_ports(netloc: str, port: int) -> str:
+    """``netloc`` with ``port`` given to each of its hosts that names none."""
+    userinfo, at, hosts = netloc.rpartition("@")
+    filled = []
+    for host in hosts.split(","):
+        bare = host.rsplit("]", 1)[-1] if host.startswith("[") else host
+        filled.append(host if ":" in bare else f"{host}:{port}")
+    return f"{userinfo}{at}{','.join(filled)}"
 
 
 def pacing_storage(state_uri: str) -> str | None:
@@ -15,11 +28,27 @@ def pacing_storage(state_uri: str) -> str | None:
 
     The same server, without linq_router's own options, and a key prefix of the
     state's namespace; ``None`` for a state that is not shared (``memory://``).
+    ``state_uri`` is one ``linq_router.state.from_uri`` accepted.
+
+    The forms are ``limits``' own. A Sentinel's is
+    ``redis+sentinel://host:port/service_name`` (limits reads the whole path as the
+    service name), so the state's database goes in ``db=``, which ``Pacer`` passes on
+    to the master's connections. A Cluster's has no path (database 0 only).
     """
     parts = urllib.parse.urlsplit(state_uri)
-    if parts.scheme not in _SHARED_SCHEMES:
+    scheme = parts.scheme
+    if scheme not in _SHARED_SCHEMES:
         return None
     query = urllib.parse.parse_qs(parts.query)
     namespace = query.get("namespace", [_NAMESPACE])[-1]
     prefix = urllib.parse.quote(f"{namespace}:pacing", safe="")
-    return f"{parts.scheme}://{parts.netloc}{parts.path}?key_prefix={prefix}"
+    netloc, path, extra = parts.netloc, parts.path, ""
+    if scheme in _DEFAULT_PORTS:
+        netloc = _with_ports(netloc, _DEFAULT_PORTS[scheme])
+    if scheme == "redis+sentinel":
+        service, _, db = path.strip("/").partition("/")
+        path = f"/{service}"
+        extra = f"&db={int(db)}" if db else ""
+    elif scheme == "redis+cluster":
+        path = ""
+    return f"{scheme}://{netloc}{path}?key_prefix={prefix}{extra}"
