@@ -58,6 +58,10 @@ class FleetFeedback:
         self.wall = wall
         self._entries: queue.SimpleQueue[tuple[str, float]] = queue.SimpleQueue()
         self._courier: threading.Thread | None = None
+        self.obeyed = 0
+        """Ejections from the fleet applied so far (the router re-served), for tests."""
+        self.obeyed_at: float | None = None
+        """When the last of them was applied (``time.time()``), for tests."""
         self.joined = threading.Event()
         """Set once the board's notices reach this router (``Router.settle`` waits)."""
         if tracker.slow_start is not None:
@@ -179,6 +183,8 @@ class FleetFeedback:
             return
         if self.tracker.adopt(ejected):
             self._on_change()
+        self.obeyed += 1
+        self.obeyed_at = time.time()
 
     def _adopt_entry(self, line_id: str, record: Mapping[str, Any]) -> None:
         at = record.get("at")
