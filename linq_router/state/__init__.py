@@ -13,13 +13,21 @@ any of them from configuration text::
 
 redis-py is needed for the Redis backends only: ``pip install 'linq-router[redis]'``.
 
+What a fleet shares but a pick must not wait on (ejections, failure streaks,
+slow-start entries, webhook ids, registry changes) goes on a notice board
+(``Board``): records with times to live whose changes are announced, so that every
+process keeps its own copy. ``RedisState`` (and ``ResilientState`` over it) is one,
+by Redis pub/sub; ``LocalBoard`` is the in-process one.
+
 .. versionadded:: 0.1
-.. versionchanged:: 0.4 the Redis backends, ``ResilientState`` and ``from_uri``.
+.. versionchanged:: 0.4 the Redis backends, ``ResilientState``, ``from_uri`` and the
+   notice board.
 """
 
 from __future__ import annotations
 
 from ._base import StateBackend
+from ._board import Board, LocalBoard, Notice
 from ._memory import MemoryState
 from ._redis import AsyncRedisState, RedisState
 from ._resilient import ResilientState
@@ -33,7 +41,10 @@ state_from_uri = from_uri
 
 __all__ = [
     "AsyncRedisState",
+    "Board",
+    "LocalBoard",
     "MemoryState",
+    "Notice",
     "RedisState",
     "ResilientState",
     "StateBackend",
