@@ -71,7 +71,20 @@ def test_budgets_live_where_a_shared_state_lives() -> None:
     assert (
         pacing_storage("redis://:pw@127.0.0.1:6390/2?namespace=fleet-a&socket_timeout_ms=20")
         == "redis://:pw@127.0.0.1:6390/2?key_prefix=fleet-a%3Apacing"
+        "&socket_timeout=0.5&socket_connect_timeout=0.5"  # at least half a second
     )
-    assert pacing_storage("rediss://h:1/0") == "rediss://h:1/0?key_prefix=linq_router%3Apacing"
-    storage = _storage("redis://127.0.0.1:6390/2?key_prefix=fleet-a%3Apacing")
+    assert (
+        pacing_storage("rediss://h:1/0?socket_timeout_ms=2000")
+        == "rediss://h:1/0?key_prefix=linq_router%3Apacing"
+        "&socket_timeout=2&socket_connect_timeout=0.5"  # the state's, when longer
+    )
+    storage = _storage(
+        "redis://127.0.0.1:6390/2?key_prefix=fleet-a%3Apacing&socket_timeout=0.5"
+        "&socket_connect_timeout=0.25"
+    )
     assert storage.key_prefix == "fleet-a:pacing"  # limits' own option, not a redis one
+    kwargs = storage.storage.connection_pool.connection_kwargs
+    assert kwargs["socket_timeout"] == 0.5  # a report on a hanging Redis waits this long
+    assert kwargs["socket_connect_timeout"] == 0.25
+    with pytest.raises(ValueError, match="socket_timeout must be seconds > 0, got 'x'"):
+        _storage("redis://127.0.0.1:6390/2?socket_timeout=x")

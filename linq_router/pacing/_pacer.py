@@ -470,11 +470,28 @@ def _sentinel_options(base: str, options: dict[str, Any]) -> str:
     return base
 
 
+_TIMEOUTS = ("socket_timeout", "socket_connect_timeout")
+
+
+def _seconds_option(uri: str, name: str, value: str) -> float:
+    """A timeout option's value in seconds; a ``ValueError`` naming it otherwise."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        shown_uri = uri.split("@", 1)[-1]
+        msg = f"Pacing(storage={shown_uri!r}): {name} must be seconds > 0, got {value!r}"
+        raise ValueError(msg)
+    return seconds
+
+
 def _storage(uri: str) -> Any:
     """``limits``' storage for ``uri``; a ``ValueError`` naming it if limits refuses it.
 
     A ``key_prefix=`` in the query string is the storage's option of that name (what
-    ``Router(state=...)`` sets, so two fleets on one Redis keep apart); the asyncio
+    ``Router(state=...)`` sets, so two fleets on one Redis keep apart), and so are
+    ``socket_timeout=`` and ``socket_connect_timeout=`` (seconds); the asyncio
     Redis storages use redis-py, as the rest of linq_router does.
 
     A Sentinel URI takes linq_router's state form too, ``/service_name/db``, and the
@@ -493,6 +510,8 @@ def _storage(uri: str) -> Any:
             value = urllib.parse.unquote(value)
             if name == "key_prefix":
                 options["key_prefix"] = value
+            elif name in _TIMEOUTS:
+                options[name] = _seconds_option(uri, name, value)
             elif sentinel and name in ("db", "use_replicas"):
                 options[name] = value
             else:

@@ -11,6 +11,24 @@ _NAMESPACE = "linq_router"  # from_uri's default namespace
 # A state URI may leave ports out (from_uri fills these in); limits requires them for
 # a Sentinel's and a Cluster's hosts ("Missing host or port").
 _DEFAULT_PORTS = {"redis+sentinel": 26379, "redis+cluster": 6379}
+# Budget calls wait at most this long, or the state's own timeout if longer (seconds):
+# a report on a Redis that hangs must not hang, and one under load must still count.
+_MIN_TIMEOUT = 0.5
+_STATE_TIMEOUT_MS = 50.0  # from_uri's default
+_TIMEOUTS = ("socket_timeout", "socket_connect_timeout")
+
+
+def _timeouts(query: dict[str, list[str]]) -> str:
+    """The socket timeouts for the budgets' storage, as query options (seconds)."""
+    found = []
+    for name in _TIMEOUTS:
+        given = query.get(name + "_ms", [])
+        try:
+            ms = float(given[-1]) if given else _STATE_TIMEOUT_MS
+        except ValueError:  # from_uri refuses it first; here, the default
+            ms = _STATE_TIMEOUT_MS
+        found.append(f"&{name}={max(ms / 1000.0, _MIN_TIMEOUT):g}")
+    return "".join(found)
 
 
 def _with_ports(netloc: str, port: int) -> str:
@@ -34,6 +52,10 @@ def pacing_storage(state_uri: str) -> str | None:
     ``redis+sentinel://host:port/service_name`` (limits reads the whole path as the
     service name), so the state's database goes in ``db=``, which ``Pacer`` passes on
     to the master's connections. A Cluster's has no path (database 0 only).
+
+    The socket timeouts are the state's (``socket_timeout_ms``,
+    ``socket_connect_timeout_ms``) but at least half a second: a Redis that hangs
+    holds a report that long at most, and a busy one still counts the send.
     """
     parts = urllib.parse.urlsplit(state_uri)
     scheme = parts.scheme
@@ -51,4 +73,4 @@ def pacing_storage(state_uri: str) -> str | None:
         extra = f"&db={int(db)}" if db else ""
     elif scheme == "redis+cluster":
         path = ""
-    return f"{scheme}://{netloc}{path}?key_prefix={prefix}{extra}"
+    return f"{scheme}://{netloc}{path}?key_prefix={prefix}{extra}{_timeouts(query)}"
