@@ -40,11 +40,6 @@ _Changes = tuple[bool, set[str], dict[str, str]]  # cleared?, deleted keys, assi
 
 
 @runtime_checkable
-class _Assigns(Protocol):
-    def assign(self, key: str, candidate: str) -> str: ...
-
-
-@runtime_checkable
 class _AssignsMany(Protocol):
     def assign_many(self, candidates: Mapping[str, str]) -> dict[str, str]: ...
 
@@ -65,8 +60,11 @@ def outage_errors() -> tuple[type[BaseException], ...]:
 
 
 def _assign(backend: StateBackend, key: str, candidate: str) -> str:
-    if isinstance(backend, _Assigns):
-        return backend.assign(key, candidate)
+    # getattr, not isinstance against a runtime-checkable Protocol: that check costs
+    # microseconds, and this runs on every sticky pick.
+    assign: Callable[[str, str], str] | None = getattr(backend, "assign", None)
+    if assign is not None:
+        return assign(key, candidate)
     found = backend.get_assignment(key)
     if found is None:
         backend.set_assignment(key, candidate)

@@ -15,7 +15,7 @@ import redis
 from linq_router.state import MemoryState, RedisState, ResilientState, from_uri
 from linq_router.testing import FakeClock, RedisServer, check_state
 
-from .test_redis_state import run_forked
+from .test_redis_state import counted, run_forked
 
 
 class Flaky(MemoryState):
@@ -359,3 +359,78 @@ def test_it_checks_its_arguments() -> None:
     with pytest.raises(ValueError, match="remember"):
         ResilientState(MemoryState(), remember=1.5)  # type: ignore[arg-type]
     assert ResilientState(MemoryState()).assignment_ttl is None
+
+
+# -- assign: one call to the primary ----------------------------------------------------------
+
+
+class Counting(MemoryState):
+    """A MemoryState that records which of its methods are called."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[str] = []
+
+    def get_assignment(self, key: str) -> str | None:
+        self.calls.append("get")
+        return super().get_assignment(key)
+
+    def set_assignment(self, key: str, line_id: str) -> None:
+        self.calls.append("set")
+        super().set_assignment(key, line_id)
+
+    def assign(self, key: str, candidate: str) -> str:
+        self.calls.append("assign")
+        return super().assign(key, candidate)
+
+
+class FourMethods:
+    """A StateBackend with only the protocol's four methods: no assign."""
+
+    def __init__(self) -> None:
+        self.lines: dict[str, str] = {}
+        self.calls: list[str] = []
+
+    def get_assignment(self, key: str) -> str | None:
+        self.calls.append("get")
+        return self.lines.get(key)
+
+    def set_assignment(self, key: str, line_id: str) -> None:
+        self.calls.append("set")
+        self.lines[key] = line_id
+
+    def delete_assignment(self, key: str) -> bool:
+        return self.lines.pop(key, None) is not None
+
+    def clear(self) -> None:
+        self.lines.clear()
+
+
+def test_assign_is_the_primarys_own_or_a_get_then_a_set() -> None:
+    """A primary with assign gets one assign call a pick; one without, a get and a set."""
+    counting = Counting()
+    state = ResilientState(counting)
+    assert state.assign("k", "line-1") == "line-1"
+    assert state.assign("k", "line-2") == "line-1"
+    assert counting.calls == ["assign", "assign"]
+    four = FourMethods()
+    state = ResilientState(four)
+    assert state.assign("k", "line-1") == "line-1"
+    assert state.assign("k", "line-2") == "line-1"
+    assert four.calls == ["get", "set", "get"]
+
+
+def test_a_script_flush_is_no_outage(redis_client: redis.Redis, redis_url: str) -> None:
+    """NOSCRIPT (a SCRIPT FLUSH, a server restarted with its data) is the primary's to
+    handle: the script is loaded again, nothing goes local, and the next pick is one call."""
+    primary = from_uri(redis_url)  # the fixture's URL says fallback=off
+    assert isinstance(primary, RedisState)
+    state = ResilientState(primary)
+    assert state.assign("k", "line-1") == "line-1"
+    redis_client.script_flush()
+    sent = counted(primary.client)
+    assert state.assign("k", "line-2") == "line-1"
+    assert state.assign("new", "line-3") == "line-3"
+    assert sent == ["EVALSHA", "SCRIPT LOAD", "EVALSHA", "EVALSHA"]
+    assert (state.degraded, state.outages) == (False, 0)
+    assert redis_client.pttl(primary.key("k")) > 29 * 24 * 3600 * 1000  # renewed
