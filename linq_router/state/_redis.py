@@ -17,6 +17,7 @@ the client (``from_uri``), never here, so ``linq_router.state`` imports without 
 
 from __future__ import annotations
 
+import hashlib
 import importlib.resources
 import threading
 from collections.abc import Callable, Mapping
@@ -46,7 +47,19 @@ def _lua(name: str) -> str:
     return importlib.resources.files(__package__).joinpath("lua").joinpath(name).read_text("utf-8")
 
 
+def _sha(script: str) -> str:
+    """The SHA-1 that EVALSHA names ``script`` by."""
+    return hashlib.sha1(script.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+# The assign scripts are called by EVALSHA with their SHA-1 known here: one
+# execute_command, without a redis-py Script object (whose __call__ costs a pick more
+# Python than the command's own). A pick's assign takes one key and answers a string;
+# assign_many (the write-back) a batch of keys, and an array.
 ASSIGN_LUA = _lua("assign.lua")
+ASSIGN_SHA = _sha(ASSIGN_LUA)
+ASSIGN_MANY_LUA = _lua("assign_many.lua")
+ASSIGN_MANY_SHA = _sha(ASSIGN_MANY_LUA)
 ROTATE_LUA = _lua("rotate.lua")
 # An unused rotation's counter is kept a day: schedules change with the pool, and a
 # counter nobody steps any more (the group changed) need not outlive that.
@@ -61,6 +74,13 @@ def _text(value: object) -> str | None:
         return value.decode("utf-8")
     msg = f"unexpected reply from Redis: {type(value).__name__}"
     raise TypeError(msg)
+
+
+def _no_script() -> type[Exception]:
+    """redis-py's ``NoScriptError`` (imported when an error is matched, not at import)."""
+    from redis.exceptions import NoScriptError  # noqa: PLC0415 (redis-py is optional)
+
+    return NoScriptError
 
 
 def _glob_escaped(text: str) -> str:
@@ -116,6 +136,7 @@ class _RedisCore(Generic[_Client]):
         self._turns = "{" + self.namespace + "}:rotation:"
         ttl = self.assignment_ttl
         self._ttl_ms = 0 if ttl is None else max(1, round(ttl * 1000))  # "0": no expiry
+        self._ttl_arg = str(self._ttl_ms)
         self._lock = threading.Lock()
         renew_after_fork(self)
 
@@ -147,9 +168,19 @@ class _RedisCore(Generic[_Client]):
         """The ``SCAN MATCH`` pattern of this namespace's assignments."""
         return _glob_escaped(self._prefix) + "*"
 
-    def _script_args(self, pairs: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    def _assign_args(self, pairs: list[tuple[str, str]]) -> list[str | int]:
+        """What follows the SHA in ``EVALSHA`` of assign_many: numkeys, keys, ARGV."""
         keys = [self._prefix + key for key, _ in pairs]
-        return keys, [*(line for _, line in pairs), str(self._ttl_ms)]
+        return [len(keys), *keys, *(line for _, line in pairs), self._ttl_arg]
+
+    @staticmethod
+    def _answer(key: str, reply: object) -> str:
+        """The line in the assign script's reply for ``key``."""
+        line = _text(reply)
+        if line is None:  # the script answers a line
+            msg = f"the assign script answered no line for {key!r}"
+            raise TypeError(msg)
+        return line
 
     @staticmethod
     def _answers(pairs: list[tuple[str, str]], reply: object) -> dict[str, str]:
@@ -187,11 +218,10 @@ class RedisState(_RedisCore["Redis | RedisCluster"]):
     .. versionadded:: 0.4
     """
 
-    _script: Script | None = None
     _rotate: Script | None = None
 
     def _forget_client(self) -> None:
-        self._script = self._rotate = None
+        self._rotate = None
 
     @property
     def client(self) -> Redis | RedisCluster:
@@ -208,12 +238,18 @@ class RedisState(_RedisCore["Redis | RedisCluster"]):
                     client = self._client = self._connect()
         return client
 
-    def _assign_script(self) -> Script:
-        script = self._script
-        if script is None:
-            # EVALSHA, loading the script on the first NOSCRIPT: one round trip after that.
-            script = self._script = self._redis().register_script(ASSIGN_LUA)
-        return script
+    def _evalsha(self, lua: str, sha: str, *args: str | int) -> Any:
+        """``EVALSHA sha *args``: one round trip, or two more after a NOSCRIPT.
+
+        A server that does not know the script (new, restarted, ``SCRIPT FLUSH``) answers
+        NOSCRIPT: it is loaded and the call made again, and later calls are one again.
+        """
+        client = self._redis()
+        try:
+            return client.execute_command("EVALSHA", sha, *args)  # type: ignore[no-untyped-call]
+        except _no_script():  # evaluated only once the call has raised
+            client.script_load(lua)
+            return client.execute_command("EVALSHA", sha, *args)  # type: ignore[no-untyped-call]
 
     def get_assignment(self, key: str) -> str | None:
         """The line id remembered for ``key``, or ``None`` (renewing its time to live)."""
@@ -228,10 +264,13 @@ class RedisState(_RedisCore["Redis | RedisCluster"]):
     def assign(self, key: str, candidate: str) -> str:
         """The line remembered for ``key``; if none, ``candidate``, now remembered.
 
-        One round trip (a Lua script), so two processes assigning a new conversation
-        at once agree on one line. The time to live starts again either way.
+        One round trip (``EVALSHA`` of a Lua script), so two processes assigning a new
+        conversation at once agree on one line. The time to live starts again either way.
         """
-        return self.assign_many({key: candidate})[key]
+        reply = self._evalsha(
+            ASSIGN_LUA, ASSIGN_SHA, 1, self._prefix + key, candidate, self._ttl_arg
+        )
+        return self._answer(key, reply)
 
     def assign_many(self, candidates: Mapping[str, str]) -> dict[str, str]:
         """``assign`` for each key of ``candidates``: the lines remembered afterwards.
@@ -239,12 +278,11 @@ class RedisState(_RedisCore["Redis | RedisCluster"]):
         One script call per 500 keys.
         """
         pairs = list(candidates.items())
-        script = self._assign_script()
         found: dict[str, str] = {}
         for start in range(0, len(pairs), _BATCH):
             batch = pairs[start : start + _BATCH]
-            keys, args = self._script_args(batch)
-            found.update(self._answers(batch, script(keys=keys, args=args)))
+            reply = self._evalsha(ASSIGN_MANY_LUA, ASSIGN_MANY_SHA, *self._assign_args(batch))
+            found.update(self._answers(batch, reply))
         return found
 
     def delete_assignment(self, key: str) -> bool:
@@ -287,7 +325,7 @@ class RedisState(_RedisCore["Redis | RedisCluster"]):
             client, made = self._client, self._connect is not None
             if made:
                 self._client = None
-                self._script = self._rotate = None
+                self._rotate = None
         if made and client is not None:
             client.close()
 
@@ -297,16 +335,15 @@ class AsyncRedisState(_RedisCore["AsyncRedis | AsyncRedisCluster"]):
 
     ``client`` is a ``redis.asyncio.Redis`` (or ``RedisCluster``, or a Sentinel's
     ``master_for(...)``) or a function that makes one on first use. Keys, TTLs and
-    the assign script are ``RedisState``'s, so sync and async processes share state.
+    the assign scripts are ``RedisState``'s, so sync and async processes share state.
 
     .. versionadded:: 0.4
     """
 
-    _script: AsyncScript | None = None
     _rotate: AsyncScript | None = None
 
     def _forget_client(self) -> None:
-        self._script = self._rotate = None
+        self._rotate = None
 
     @property
     def client(self) -> AsyncRedis | AsyncRedisCluster:
@@ -321,11 +358,14 @@ class AsyncRedisState(_RedisCore["AsyncRedis | AsyncRedisCluster"]):
             client = self._client = self._connect()
         return client
 
-    def _assign_script(self) -> AsyncScript:
-        script = self._script
-        if script is None:
-            script = self._script = self._redis().register_script(ASSIGN_LUA)
-        return script
+    async def _evalsha(self, lua: str, sha: str, *args: str | int) -> Any:
+        """``EVALSHA sha *args``; see ``RedisState._evalsha``."""
+        client = self._redis()
+        try:
+            return await client.execute_command("EVALSHA", sha, *args)
+        except _no_script():  # evaluated only once the call has raised
+            await client.script_load(lua)
+            return await client.execute_command("EVALSHA", sha, *args)
 
     async def get_assignment(self, key: str) -> str | None:
         """The line id remembered for ``key``, or ``None`` (renewing its time to live)."""
@@ -341,17 +381,19 @@ class AsyncRedisState(_RedisCore["AsyncRedis | AsyncRedisCluster"]):
 
     async def assign(self, key: str, candidate: str) -> str:
         """The line remembered for ``key``; if none, ``candidate``, now remembered."""
-        return (await self.assign_many({key: candidate}))[key]
+        reply = await self._evalsha(
+            ASSIGN_LUA, ASSIGN_SHA, 1, self._prefix + key, candidate, self._ttl_arg
+        )
+        return self._answer(key, reply)
 
     async def assign_many(self, candidates: Mapping[str, str]) -> dict[str, str]:
         """``assign`` for each key of ``candidates``: the lines remembered afterwards."""
         pairs = list(candidates.items())
-        script = self._assign_script()
         found: dict[str, str] = {}
         for start in range(0, len(pairs), _BATCH):
             batch = pairs[start : start + _BATCH]
-            keys, args = self._script_args(batch)
-            found.update(self._answers(batch, await script(keys=keys, args=args)))
+            reply = await self._evalsha(ASSIGN_MANY_LUA, ASSIGN_MANY_SHA, *self._assign_args(batch))
+            found.update(self._answers(batch, reply))
         return found
 
     async def delete_assignment(self, key: str) -> bool:
@@ -386,6 +428,6 @@ class AsyncRedisState(_RedisCore["AsyncRedis | AsyncRedisCluster"]):
         client, made = self._client, self._connect is not None
         if made:
             self._client = None
-            self._script = self._rotate = None
+            self._rotate = None
         if made and client is not None:
             await client.aclose()

@@ -9,6 +9,7 @@ import os
 import select
 import signal
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -166,6 +167,60 @@ def test_no_ttl_keeps_lines_until_deleted(redis_client: redis.Redis, redis_url: 
     assert redis_client.pttl(state.key("b")) == -1
 
 
+def test_assign_renews_the_time_to_live(redis_client: redis.Redis, redis_url: str) -> None:
+    """assign starts the time again for a known conversation and sets it for a new one;
+    with no TTL it sets none and leaves a line without expiry without one."""
+    namespace = bare(redis_url).namespace
+    state = RedisState(redis_client, namespace=namespace, assignment_ttl=600)
+    state.set_assignment("known", "line-1")
+    redis_client.pexpire(state.key("known"), 5_000)
+    assert state.assign("known", "other") == "line-1"
+    assert 595_000 < redis_client.pttl(state.key("known")) <= 600_000
+    assert state.assign("new", "line-2") == "line-2"
+    assert 595_000 < redis_client.pttl(state.key("new")) <= 600_000
+    redis_client.pexpire(state.key("new"), 5_000)
+    assert state.assign_many({"new": "x"}) == {"new": "line-2"}  # the batch script too
+    assert redis_client.pttl(state.key("new")) > 595_000
+    forever = RedisState(redis_client, namespace=namespace, assignment_ttl=None)
+    assert forever.assign("new", "x") == "line-2"
+    assert redis_client.pttl(state.key("new")) > 595_000  # not made endless either
+    assert forever.assign("endless", "line-3") == "line-3"
+    assert state.assign("endless", "x") == "line-3"  # a TTL'd state gives it one
+    assert redis_client.pttl(state.key("endless")) > 595_000
+    redis_client.persist(state.key("endless"))
+    assert forever.assign("endless", "x") == "line-3"
+    assert redis_client.pttl(state.key("endless")) == -1
+
+
+def test_racing_assigns_of_a_new_conversation_agree(
+    redis_server: RedisServer, redis_url: str
+) -> None:
+    """Eight clients assigning the same new conversations at once, each its own line: all
+    get the one line Redis kept (get-or-set is one script, atomic)."""
+    namespace = bare(redis_url).namespace
+    states = [
+        RedisState(redis.Redis.from_url(redis_server.url + "/0"), namespace=namespace)
+        for _ in range(8)
+    ]
+    start = threading.Barrier(len(states))
+    answers: list[list[str]] = [[] for _ in states]
+
+    def worker(at: int) -> None:
+        start.wait()
+        for key in range(200):
+            answers[at].append(states[at].assign(f"new-{key}", f"line-{at}"))
+
+    threads = [threading.Thread(target=worker, args=(at,)) for at in range(len(states))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    kept = [states[0].get_assignment(f"new-{key}") for key in range(200)]
+    assert all(answer == kept for answer in answers)
+    for state in states:
+        state.client.close()
+
+
 def test_namespaces_do_not_see_each_other(
     redis_server: RedisServer, namespaces: Namespaces
 ) -> None:
@@ -231,7 +286,57 @@ def test_assign_is_one_round_trip(redis_url: str) -> None:
     sent.clear()
     many = state.assign_many({"k": "line-4", **{f"n{at}": "line-4" for at in range(1199)}})
     assert (many["k"], many["n0"], len(many)) == ("line-1", "line-4", 1200)
-    assert sent == ["EVALSHA"] * 3  # 500 keys a call
+    # A script of its own (a batch, answering an array), loaded once; 500 keys a call.
+    assert sent == ["EVALSHA", "SCRIPT LOAD", "EVALSHA", "EVALSHA", "EVALSHA"]
+
+
+def test_a_script_flush_costs_one_load_then_one_call_again(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    """After SCRIPT FLUSH (a restarted server has no scripts either) each script is loaded
+    again on its first NOSCRIPT, and every call after that is one EVALSHA again."""
+    state = bare(redis_url)
+    assert state.assign("k", "line-1") == "line-1"
+    assert state.assign_many({"k": "line-2", "m": "line-2"}) == {"k": "line-1", "m": "line-2"}
+    redis_client.script_flush()
+    sent = counted(state.client)
+    assert state.assign("k", "line-3") == "line-1"
+    assert state.assign("new", "line-3") == "line-3"
+    assert sent == ["EVALSHA", "SCRIPT LOAD", "EVALSHA", "EVALSHA"]
+    sent.clear()
+    assert state.assign_many({"k": "x", "n": "line-4"}) == {"k": "line-1", "n": "line-4"}
+    assert state.assign_many({"n": "x"}) == {"n": "line-4"}
+    assert sent == ["EVALSHA", "SCRIPT LOAD", "EVALSHA", "EVALSHA"]
+
+
+def test_async_assign_after_a_script_flush(
+    redis_server: RedisServer, redis_client: redis.Redis, redis_url: str
+) -> None:
+    """AsyncRedisState: the same keys and scripts as RedisState, the same NOSCRIPT path."""
+    sync = bare(redis_url)
+    assert sync.assign("k", "line-1") == "line-1"
+    redis_client.script_flush()
+
+    async def main() -> tuple[list[str], list[str]]:
+        client = redis.asyncio.Redis.from_url(redis_server.url + "/0")
+        twin = AsyncRedisState(client, namespace=sync.namespace)
+        sent = counted(client)
+        try:
+            lines = [
+                await twin.assign("k", "line-2"),  # the sync twin's line
+                await twin.assign("new", "line-3"),
+                *(await twin.assign_many({"new": "x", "more": "line-4"})).values(),
+            ]
+        finally:
+            await client.aclose()
+        return lines, sent
+
+    lines, sent = asyncio.run(main())
+    assert lines == ["line-1", "line-3", "line-3", "line-4"]
+    # assign: NOSCRIPT, loaded, called; then one call. assign_many: its own script, alike.
+    reloaded = ["EVALSHA", "SCRIPT LOAD", "EVALSHA"]
+    assert sent == [*reloaded, "EVALSHA", *reloaded]
+    assert sync.assign("more", "y") == "line-4"  # and the sync twin sees the async one's
 
 
 def test_timing_of_one_assign(redis_url: str) -> None:
