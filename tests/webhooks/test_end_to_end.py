@@ -9,17 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import threading
-import wsgiref.simple_server
 from collections.abc import Callable, Iterator
-from socketserver import ThreadingMixIn
 from typing import Any
 
 import attrs
 import httpx
 import pytest
-import uvicorn
 from sdk.helpers import MESSAGE, SpyRouter, sdk_client
 
 from linq_router import LinqClient, Registry, Reputation
@@ -29,59 +25,9 @@ from linq_router.testing import FakeLinqServer
 from linq_router.webhooks import WebhookReceiver
 
 from .conftest import LINES, LIST, SECRET
+from .servers import Uvicorn, wsgi_served
 
 RECIPIENT = "+14155550100"
-
-
-def _free_socket() -> socket.socket:
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    return sock
-
-
-class _Uvicorn:
-    """uvicorn serving an ASGI app on a socket of ours, in a thread."""
-
-    def __init__(self, app: Any) -> None:
-        self._sock = _free_socket()
-        config = uvicorn.Config(
-            app, log_level="warning", lifespan="on", access_log=False, interface="asgi3"
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True
-        )
-
-    @property
-    def url(self) -> str:
-        host, port = self._sock.getsockname()
-        return f"http://{host}:{port}/linq/webhooks"
-
-    def start(self) -> None:
-        self._thread.start()
-        deadline = threading.Event()
-        for _ in range(500):
-            if self._server.started:
-                return
-            deadline.wait(0.01)
-        msg = "uvicorn did not start within 5 s"
-        raise RuntimeError(msg)
-
-    def stop(self) -> None:
-        self._server.should_exit = True
-        self._thread.join(10)
-        self._sock.close()
-        assert not self._thread.is_alive()
-
-
-class _ThreadingWSGIServer(ThreadingMixIn, wsgiref.simple_server.WSGIServer):
-    daemon_threads = True
-
-
-class _Quiet(wsgiref.simple_server.WSGIRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
 
 
 class _LateApp:
@@ -105,7 +51,7 @@ class _LateApp:
 
 @contextlib.contextmanager
 def _asgi_server(app: _LateApp) -> Iterator[tuple[str, Callable[[], None]]]:
-    server = _Uvicorn(app.asgi_app)
+    server = Uvicorn(app.asgi_app)
     try:
         yield server.url, server.start
     finally:
@@ -114,18 +60,8 @@ def _asgi_server(app: _LateApp) -> Iterator[tuple[str, Callable[[], None]]]:
 
 @contextlib.contextmanager
 def _wsgi_server(app: _LateApp) -> Iterator[tuple[str, Callable[[], None]]]:
-    httpd = wsgiref.simple_server.make_server(
-        "127.0.0.1", 0, app.wsgi_app, server_class=_ThreadingWSGIServer, handler_class=_Quiet
-    )
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
-    try:
-        yield f"http://127.0.0.1:{httpd.server_port}/hooks", thread.start
-    finally:
-        if thread.is_alive():
-            httpd.shutdown()
-            thread.join(10)
-        httpd.server_close()
-        assert not thread.is_alive()
+    with wsgi_served(app.wsgi_app) as (url, thread):
+        yield url, thread.start
 
 
 SERVERS = {"asgi-uvicorn": _asgi_server, "wsgi-wsgiref": _wsgi_server}
