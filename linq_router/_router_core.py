@@ -20,6 +20,7 @@ import attrs
 from ._arguments import check_callable, shown
 from ._errors import BudgetExhaustedError, NoEligibleNumberError
 from ._fleet_feedback import FleetFeedback
+from ._fleet_registry import following
 from ._models import PhoneNumber, Snapshot
 from ._pick import PURPOSES, Pick, PickContext, make_context
 from ._serving import Served, _Interim, _Serving, pick_avoiding
@@ -264,6 +265,8 @@ class _RouterCore(_Serving):
             # the default monotonic clock differs per host: times travel as wall time.
             wall = time.time if clock is time.monotonic else clock
             self._fleet = FleetFeedback(shared, tracker, on_change, wall=wall)
+        # Registry changes a webhook brought to another process of the fleet.
+        self._unfollow = following(self, registry, shared)
         subscribe = getattr(registry, "subscribe", None)
         if callable(subscribe):
             ref = weakref.ref(self)
@@ -532,6 +535,8 @@ class _RouterCore(_Serving):
         """Stop listening to the registry (the registry itself stays open)."""
         if self._fleet is not None:
             self._fleet.close()
+        if self._unfollow is not None:
+            self._unfollow()  # at most once, however often close() is called
         if self._finalizer is not None:
             self._finalizer()  # runs the unsubscribe at most once, even if called again
         self._stop_worker()

@@ -1,9 +1,11 @@
 """What each event does: ``apply_event``.
 
 Line changes go to the registry, which works alike for ``Registry`` and
-``AsyncRegistry`` (``amend``, ``remove`` and ``refresh_soon`` do no I/O). What goes to
-the router (a report, an inbound count) is returned as ``pending``: called by
-``handle``, awaited by ``ahandle`` when the router is an ``AsyncRouter``.
+``AsyncRegistry`` (``amend``, ``remove`` and ``refresh_soon`` do no I/O); each is
+also returned as ``change``, for a receiver on a shared state to announce to the
+fleet's registries. What goes to the router (a report, an inbound count) is returned
+as ``pending``: called by ``handle``, awaited by ``ahandle`` when the router is an
+``AsyncRouter``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from linq_router._fleet_registry import AMEND, ASSIGNED, REMOVE, RegistryChange
 from linq_router._registry_overrides import KEEP, Keep
 from linq_router.feedback import Outcome
 
@@ -29,11 +32,16 @@ _warned_statuses: set[str] = set()
 
 @attrs.frozen
 class Applied:
-    """What applying an event did; ``pending`` is the router's part, still to run."""
+    """What applying an event did; ``pending`` is the router's part, still to run.
+
+    ``change`` is the registry call made, whatever it did to this registry (each
+    registry of the fleet orders it against its own changes).
+    """
 
     applied: bool
     reason: str
     pending: Callable[[], object] | None = None
+    change: RegistryChange | None = None
 
 
 class _Receiver(Protocol):
@@ -49,15 +57,19 @@ def apply_event(receiver: _Receiver, event: object) -> Applied:
     if isinstance(event, LineChange):
         return _membership(receiver.registry, event)
     if isinstance(event, Forwarding):
+        fields = {"forwarding_number": event.forwarding_number}
+        change = RegistryChange(AMEND, event.phone_number, fields, event.changed_at)
         line = receiver.registry.amend(
             event.phone_number,
             forwarding_number=event.forwarding_number,
             changed_at=event.changed_at,
         )
         if line is None:
-            return Applied(False, _not_amended(receiver.registry, event.phone_number))
+            return Applied(
+                False, _not_amended(receiver.registry, event.phone_number), change=change
+            )
         to = event.forwarding_number or "none"
-        return Applied(True, f"{event.phone_number} now forwards to {to}")
+        return Applied(True, f"{event.phone_number} now forwards to {to}", change=change)
     if isinstance(event, MessageFailed):
         return _failed(receiver, event)
     if isinstance(event, Inbound):
@@ -77,6 +89,10 @@ def _status(registry: Any, event: StatusUpdated) -> Applied:
                 "webhook: a line status this library does not know, %r; read as FLAGGED", status
             )
         status = "FLAGGED"
+    fields: dict[str, str | None] = {"reputation": event.reputation}
+    if isinstance(status, str):
+        fields["status"] = status
+    change = RegistryChange(AMEND, event.phone_number, fields, event.changed_at)
     line = registry.amend(
         event.phone_number,
         reputation=event.reputation,
@@ -84,9 +100,11 @@ def _status(registry: Any, event: StatusUpdated) -> Applied:
         changed_at=event.changed_at,
     )
     if line is None:
-        return Applied(False, _not_amended(registry, event.phone_number))
+        return Applied(False, _not_amended(registry, event.phone_number), change=change)
     return Applied(
-        True, f"{event.phone_number} is now {line.reputation.value}, {line.status or 'no status'}"
+        True,
+        f"{event.phone_number} is now {line.reputation.value}, {line.status or 'no status'}",
+        change=change,
     )
 
 
@@ -100,14 +118,17 @@ def _not_amended(registry: Any, phone_number: str) -> str:
 def _membership(registry: Any, event: LineChange) -> Applied:
     number = event.phone_number
     if event.released:
+        change = RegistryChange(REMOVE, number, changed_at=event.changed_at)
         line = registry.remove(number, changed_at=event.changed_at)
         if line is None:
-            return Applied(False, f"{number} was not in the snapshot, or was assigned since")
-        return Applied(True, f"{number} released: removed from the snapshot")
+            why = f"{number} was not in the snapshot, or was assigned since"
+            return Applied(False, why, change=change)
+        return Applied(True, f"{number} released: removed from the snapshot", change=change)
+    change = RegistryChange(ASSIGNED, number, changed_at=event.changed_at)
     if not registry._assigned(number, event.changed_at):
-        return Applied(False, f"{number} was released after this assignment")
+        return Applied(False, f"{number} was released after this assignment", change=change)
     registry.refresh_soon()
-    return Applied(True, f"{number} assigned: refreshing the list in the background")
+    return Applied(True, f"{number} assigned: refreshing the list in the background", change=change)
 
 
 def _failed(receiver: _Receiver, event: MessageFailed) -> Applied:

@@ -5,12 +5,17 @@ One request goes through four steps, each able to end it:
 1. size: a body over ``max_body`` is 413, before anything reads it;
 2. signature and timestamp (``_verify``): 401;
 3. the body as an event (``_events``): 400 when it is not one;
-4. dedup by ``event_id`` (``_dedup``): a repeat is 200 with ``applied=False``.
+4. dedup by ``event_id`` (``_dedup``): a repeat is 200 with ``applied=False``. With a
+   shared ``state``, an id new to this process is then claimed on the state's board
+   too (``claim("webhook", event_id, ...)``): one process of a fleet applies it.
 
 Then the event is applied (``_apply``): a line change goes to the registry at once
 (``amend``/``remove``: a new snapshot, compiled incrementally, no list request), a
-send's outcome to the router. ``handle`` never raises: an error while applying is
-logged and answered 500, so that Linq delivers the event again.
+send's outcome to the router. With a shared state, a line change is then announced
+on the board (topic ``registry``), and every router on that state makes it in its own
+registry (``linq_router._fleet_registry``). ``handle`` never raises: an error while
+applying is logged and answered 500, and the claims are given back, so that Linq
+delivers the event again and that delivery applies it, wherever it lands.
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from linq_router._arguments import check_callable, check_count, check_seconds
+from linq_router._fleet_registry import TOPIC, origin_of
+from linq_router.state import MemoryState, StateBackend, from_uri
+from linq_router.state._board import Board
 
 from ._apply import Applied, apply_event
 from ._dedup import Seen
@@ -41,6 +49,8 @@ SECRET_VARIABLE = "LINQ_WEBHOOK_SECRET"
 
 # How long an applied event id is remembered: twice Linq's retry horizon.
 _DEDUP_HORIZON = 3600.0
+# The board topic event ids are claimed under, on a shared state.
+CLAIMS = "webhook"
 # A rejected request is logged at WARNING at most this often (seconds), else at DEBUG.
 _WARN_EVERY = 60.0
 
@@ -63,6 +73,13 @@ class WebhookReceiver:
     default 300); ``dedup_size`` how many event ids are remembered (each for an hour,
     twice Linq's retry horizon); ``max_body`` the largest body read, in bytes.
 
+    ``state`` (a state with a notice board, such as ``RedisState``, or a URI for
+    ``linq_router.state.from_uri`` such as ``"redis://host:6379/0"``) makes this
+    receiver one of a fleet behind a load balancer: an event is applied by one
+    process of those on that state, and the line changes it makes reach every
+    router on it. ``None`` (or ``"memory://"``) keeps the ids in this process only.
+    ``receiver.state`` is the state given (or resolved from the URI).
+
     ``handle(headers, body)`` answers one request with a ``WebhookResult`` and never
     raises. ``await ahandle(headers, body)`` is the same for asyncio, awaiting an
     ``AsyncRouter``; ``asgi`` and ``wsgi`` are ready-made apps for any framework::
@@ -84,6 +101,7 @@ class WebhookReceiver:
         dedup_size: int = 100_000,
         max_body: int = 1_000_000,
         clock: Callable[[], float] = time.time,
+        state: StateBackend | Board | str | None = None,
     ) -> None:
         _check_has("registry", registry, ("amend", "remove", "refresh_soon"), "a Registry")
         if router is not None:
@@ -98,8 +116,11 @@ class WebhookReceiver:
         check_callable("clock", clock, "a function returning the Unix time in seconds")
         self._verifier = Verifier(_secret(secret), self.tolerance, clock)
         self._seen = Seen(check_count("dedup_size", dedup_size), _DEDUP_HORIZON, clock)
+        self.state, self._board = _shared(state)
+        self._origin = origin_of(registry)
         self._clock = clock
         self._warned_at = -float("inf")
+        self._board_warned_at = -float("inf")
         self._tasks: set[asyncio.Task[Any]] = set()
         self._lock = threading.Lock()
 
@@ -218,19 +239,70 @@ class WebhookReceiver:
             return WebhookResult(
                 200, envelope.event_id, envelope.event_type, False, "an event type not acted on"
             )
+        if not self._claim_shared(envelope.event_id):
+            # Another process has it. Not kept here: if applying fails there, it gives
+            # the claim back, and Linq's next delivery may come to this process.
+            self._seen.release(envelope.event_id)
+            return WebhookResult(
+                200,
+                envelope.event_id,
+                envelope.event_type,
+                False,
+                "a repeat: applied (or being applied) by another process",
+            )
         return event
 
     def _done(self, applied: Applied, event: Any) -> WebhookResult:
         event_id, event_type = event.envelope.event_id, event.envelope.event_type
         self._seen.keep(event_id)
+        if applied.change is not None and self._board is not None:
+            record = applied.change.record(self._origin)
+            try:
+                self._board.announce(TOPIC, record)
+            except Exception as error:  # applied here; the others see it at their refresh
+                self._board_failed(
+                    "announce a registry change", error, "the others see it at their refresh"
+                )
         logger.debug("webhook %s %s: %s", event_type, event_id, applied.reason)
         return WebhookResult(200, event_id, event_type, applied.applied, applied.reason)
 
     def _failed(self, event: Any) -> WebhookResult:
         event_id, event_type = event.envelope.event_id, event.envelope.event_type
-        self._seen.release(event_id)  # Linq delivers it again; that one applies it
         logger.exception("webhook %s %s: applying it failed; answered 500", event_type, event_id)
+        self._seen.release(event_id)  # Linq delivers it again; that one applies it
+        if self._board is not None:
+            try:
+                self._board.release(CLAIMS, event_id)
+            except Exception as error:
+                self._board_failed("give back a webhook claim", error, "it lasts its hour")
         return WebhookResult(500, event_id, event_type, False, "applying the event failed")
+
+    def _claim_shared(self, event_id: str) -> bool:
+        """Claim ``event_id`` for the fleet; True without a shared state, or if it fails."""
+        board = self._board
+        if board is None:
+            return True
+        try:
+            return board.claim(CLAIMS, event_id, self._seen.horizon)
+        except Exception as error:  # this process's own claim decides, as in an outage
+            self._board_failed(
+                "claim a webhook's event id", error, "this process's own dedup decides"
+            )
+            return True
+
+    def _board_failed(self, what: str, error: Exception, meaning: str) -> None:
+        now = self._clock()
+        with self._lock:
+            loud = now - self._board_warned_at >= _WARN_EVERY
+            if loud:
+                self._board_warned_at = now
+        logger.log(
+            logging.WARNING if loud else logging.DEBUG,
+            "webhook: could not %s on the shared state (%r); %s",
+            what,
+            error,
+            meaning,
+        )
 
     def _rejected(self, status: int, reason: str) -> WebhookResult:
         now = self._clock()
@@ -291,6 +363,25 @@ def _secret(secret: str | None) -> str:
         )
         raise TypeError(msg)
     return secret
+
+
+def _shared(state: object) -> tuple[object, Board | None]:
+    """``WebhookReceiver(state=...)``: the state, and its board if it is shared."""
+    if state is None:
+        return None, None
+    if isinstance(state, str):
+        state = from_uri(state)
+        if isinstance(state, MemoryState):
+            return state, None  # "memory://": this process only, as the default
+    if isinstance(state, Board) and getattr(state, "shares_notices", True) is not False:
+        return state, state
+    msg = (
+        "state must be a state with a notice board (claim, release, announce...): a "
+        "RedisState, or what from_uri('redis://...') gives; got "
+        f"{type(state).__name__}, which has none. Leave state out for this process's "
+        "own dedup"
+    )
+    raise TypeError(msg)
 
 
 def _check_has(name: str, value: object, methods: tuple[str, ...], what: str) -> None:

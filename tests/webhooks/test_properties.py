@@ -10,6 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from linq_router import LinqClient, Registry
+from linq_router._fleet_registry import follow
+from linq_router.state._board import LocalBoard
 from linq_router.testing import FakeLinqServer
 from linq_router.webhooks import WebhookReceiver
 
@@ -193,3 +195,56 @@ def test_an_ignored_type_is_remembered_too() -> None:
         body = event("message.delivered", {"id": "m"}, "evt-x")
         assert receiver.handle(signed(body), body).reason != "a repeat: applied before"
         assert receiver.handle(signed(body), body).reason == "a repeat: applied before"
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    changes=st.lists(
+        st.tuples(
+            st.sampled_from(LINES[:3]),
+            st.sampled_from(["HEALTHY", "AT_RISK", "CRITICAL"]),
+            st.sampled_from(["ACTIVE", "FLAGGED"]),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    deliveries=st.lists(st.tuples(st.integers(0, 7), st.integers(0, 1)), min_size=1, max_size=30),
+)
+def test_a_fleet_on_one_board_applies_each_event_once_and_its_registries_agree(
+    changes: list[tuple[str, str, str]], deliveries: list[tuple[int, int]]
+) -> None:
+    """Two processes' receivers and registries on one board: repeats to either, any order."""
+    bodies = [
+        status_event(number, rep, status, changed_at=float(i), event_id=f"evt-{i}")
+        for i, (number, rep, status) in enumerate(changes)
+    ]
+    with FakeLinqServer(LINES) as fake, LinqClient(fake.api_key, base_url=fake.base_url) as client:
+        registries = [Registry(client, ttl=3600) for _ in range(2)]
+        for registry in registries:
+            registry.snapshot()
+        lists = fake.count("GET /v3/phone_numbers")
+        board = LocalBoard()
+        stops = [follow(registry, board) for registry in registries]
+        receivers = [
+            WebhookReceiver(r, secret=SECRET, clock=clock, state=board) for r in registries
+        ]
+        applied: collections.Counter[str] = collections.Counter()
+        newest: dict[str, int] = {}
+        for at, to in deliveries:
+            k = at % len(bodies)
+            result = receivers[to].handle(signed(bodies[k]), bodies[k])
+            assert result.status == 200
+            if result.applied:
+                applied[result.event_id or ""] += 1
+            number = changes[k][0]
+            newest[number] = max(newest.get(number, -1), k)
+        assert all(count == 1 for count in applied.values())
+        for number, k in newest.items():
+            for registry in registries:  # each has the newest change delivered, wherever
+                line = registry.snapshot().get(number)
+                assert line is not None
+                assert (line.reputation.value, line.status) == changes[k][1:]
+        assert fake.count("GET /v3/phone_numbers") == lists
+        for stop in stops:
+            assert stop is not None
+            stop()
