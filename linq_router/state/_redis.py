@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from linq_router._fork import renew_after_fork
 
 from ._checks import checked_namespace, checked_ttl
+from ._redis_board import RedisBoard
 
 if TYPE_CHECKING:
     from redis import Redis, RedisCluster
@@ -197,7 +198,7 @@ class _RedisCore(Generic[_Client]):
         return found
 
 
-class RedisState(_RedisCore["Redis | RedisCluster"]):
+class RedisState(RedisBoard, _RedisCore["Redis | RedisCluster"]):
     """Sticky assignments in Redis, shared by every process that names the same namespace.
 
     ``client`` is a redis-py client (``redis.Redis``, ``redis.RedisCluster``, or a
@@ -215,10 +216,30 @@ class RedisState(_RedisCore["Redis | RedisCluster"]):
     Errors are redis-py's (``redis.exceptions.RedisError``, ``OSError``): wrap the
     state in ``ResilientState`` (as ``from_uri`` does) for picks to go on without Redis.
 
+    It is also a notice board (``post``, ``notes``, ``subscribe``...: see
+    ``linq_router.state._board``), where routers share ejections, failure streaks and
+    slow-start entries, and webhook receivers their event ids.
+
     .. versionadded:: 0.4
     """
 
     _rotate: Script | None = None
+    shares_notices = True
+    """Its notices reach every process on the same Redis and namespace."""
+
+    def __init__(
+        self,
+        client: Redis | RedisCluster | Callable[[], Redis | RedisCluster],
+        *,
+        namespace: str = "linq_router",
+        assignment_ttl: float | None = DEFAULT_ASSIGNMENT_TTL,
+    ) -> None:
+        super().__init__(client, namespace=namespace, assignment_ttl=assignment_ttl)
+        self._board_init()
+
+    def _after_fork_in_child(self) -> None:
+        super()._after_fork_in_child()
+        self._renew_board_after_fork()
 
     def _forget_client(self) -> None:
         self._rotate = None
@@ -321,6 +342,7 @@ class RedisState(_RedisCore["Redis | RedisCluster"]):
 
     def close(self) -> None:
         """Close the client this state made (a client passed in is left open)."""
+        self._stop()  # the listening thread, if any
         with self._lock:
             client, made = self._client, self._connect is not None
             if made:

@@ -29,6 +29,7 @@ from linq_router._fork import renew_after_fork
 
 from ._base import StateBackend
 from ._memory import MemoryState
+from ._resilient_board import ResilientBoard
 
 __all__ = ["ResilientState", "outage_errors"]
 
@@ -72,7 +73,7 @@ def _assign(backend: StateBackend, key: str, candidate: str) -> str:
     return found
 
 
-class ResilientState:
+class ResilientState(ResilientBoard):
     """``primary`` (a shared store) with a local ``fallback`` for when it is unreachable.
 
     Any error in ``errors`` (default: ``OSError``, redis-py's ``RedisError`` and
@@ -135,6 +136,7 @@ class ResilientState:
         self._forgotten: set[str] = set()
         self._cleared = False
         self._lock = threading.Lock()
+        self._board_init()
         renew_after_fork(self)
 
     def _after_fork_in_child(self) -> None:
@@ -353,14 +355,16 @@ class ResilientState:
         with self._lock:
             taken = self._take()
         written = self._replay(taken, locked=False)
+        notes = self._board_write_back()
         with self._lock:
             written += self._replay(self._take(), locked=True)
             self._degraded = False
             elapsed = self.clock() - self._since
         logger.info(
-            "rejoined the shared state after %.1f s; wrote back %d local assignment(s)",
+            "rejoined the shared state after %.1f s; wrote back %d local assignment(s)%s",
             elapsed,
             written,
+            f" and {notes} local record(s)" if notes else "",
         )
 
     def _replay(self, taken: _Changes, *, locked: bool) -> int:
