@@ -18,7 +18,6 @@ the client (``from_uri``), never here, so ``linq_router.state`` imports without 
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
 import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -27,6 +26,9 @@ from linq_router._fork import renew_after_fork
 
 from ._checks import checked_namespace, checked_ttl
 from ._redis_board import RedisBoard
+from ._redis_wire import glob_escaped as _glob_escaped
+from ._redis_wire import lua as _lua
+from ._redis_wire import text as _text
 
 if TYPE_CHECKING:
     from redis import Redis, RedisCluster
@@ -42,10 +44,6 @@ DEFAULT_ASSIGNMENT_TTL = 30 * 24 * 3600.0
 _BATCH = 500  # keys a script call or a DEL takes at once: well under a millisecond of Redis
 
 _Client = TypeVar("_Client")
-
-
-def _lua(name: str) -> str:
-    return importlib.resources.files(__package__).joinpath("lua").joinpath(name).read_text("utf-8")
 
 
 def _sha(script: str) -> str:
@@ -67,26 +65,11 @@ ROTATE_LUA = _lua("rotate.lua")
 _ROTATION_TTL_MS = str(24 * 3600 * 1000)
 
 
-def _text(value: object) -> str | None:
-    """A reply as text: clients made without ``decode_responses`` answer bytes."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bytes):
-        return value.decode("utf-8")
-    msg = f"unexpected reply from Redis: {type(value).__name__}"
-    raise TypeError(msg)
-
-
 def _no_script() -> type[Exception]:
     """redis-py's ``NoScriptError`` (imported when an error is matched, not at import)."""
     from redis.exceptions import NoScriptError  # noqa: PLC0415 (redis-py is optional)
 
     return NoScriptError
-
-
-def _glob_escaped(text: str) -> str:
-    """``text`` as a literal inside a ``SCAN MATCH`` pattern."""
-    return "".join("\\" + c if c in "*?[]\\" else c for c in text)
 
 
 def describe_client(client: object) -> str:

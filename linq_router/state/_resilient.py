@@ -29,6 +29,7 @@ from linq_router._fork import renew_after_fork
 
 from ._base import StateBackend
 from ._memory import MemoryState
+from ._redis_wire import outage_errors
 from ._resilient_board import ResilientBoard
 
 __all__ = ["ResilientState", "outage_errors"]
@@ -48,16 +49,6 @@ class _AssignsMany(Protocol):
 @runtime_checkable
 class _Pings(Protocol):
     def ping(self) -> bool: ...
-
-
-def outage_errors() -> tuple[type[BaseException], ...]:
-    """What counts as "unreachable": ``OSError`` and, with redis-py, its errors."""
-    try:
-        from redis.exceptions import RedisClusterException, RedisError  # noqa: PLC0415
-    except ImportError:
-        return (OSError,)
-    # RedisClusterException is no RedisError: a cluster none of whose nodes answers.
-    return (OSError, RedisError, RedisClusterException)
 
 
 def _assign(backend: StateBackend, key: str, candidate: str) -> str:
