@@ -11,7 +11,7 @@ import logging
 import multiprocessing
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,18 +21,10 @@ from linq_router import Ejection, LinqClient, Outcome, Registry, Router, SlowSta
 from linq_router.state import ResilientState, from_uri
 from linq_router.testing import FakeClock, FakeLinqServer, RedisServer
 
+from .waiting import namespace_of, until
+
 LINES = [f"+1202555{i:04d}" for i in range(1, 5)]
 TO = "+14155550100"
-
-
-def _until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Wait for a notice to reach another router's thread (a real socket in between)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.002)
-    return condition()
 
 
 def _obeyed(router: Router) -> bool:
@@ -88,7 +80,7 @@ def test_an_ejection_in_one_router_is_obeyed_by_the_other(pair: tuple[Router, Ro
     first = a.pick(TO)
     b.pick(TO)
     assert a.report(first, Outcome(status=403, code=2027)) is Verdict.LINE_INELIGIBLE
-    assert _until(lambda: _obeyed(b))
+    assert until(lambda: _obeyed(b))
     (ejected,) = b.ejections()
     assert ejected.line == first.phone_number
     assert ejected.verdict is Verdict.LINE_INELIGIBLE
@@ -115,7 +107,7 @@ def test_failures_in_a_row_count_across_the_fleet(fleet: Fleet) -> None:
     b.report(line, Outcome(status=503))
     assert [e.line for e in b.ejections()] == [line]
     assert "3 failures in a row" in b.ejections()[0].reason
-    assert _until(lambda: [e.line for e in a.ejections()] == [line])
+    assert until(lambda: [e.line for e in a.ejections()] == [line])
 
 
 def test_a_success_anywhere_ends_the_streak_everywhere(fleet: Fleet) -> None:
@@ -125,9 +117,9 @@ def test_a_success_anywhere_ends_the_streak_everywhere(fleet: Fleet) -> None:
     line = LINES[1]
     a.report(line, Outcome(status=503))
     a.report(line, Outcome(status=503))
-    assert _until(lambda: b._tracker is not None and b._tracker.streaking(_line(b, line).id))
+    assert until(lambda: b._tracker is not None and b._tracker.streaking(_line(b, line).id))
     b.report(line)  # a success: the streak is over, for a too
-    assert _until(lambda: a._tracker is not None and not a._tracker.streaking(_line(a, line).id))
+    assert until(lambda: a._tracker is not None and not a._tracker.streaking(_line(a, line).id))
     a.report(line, Outcome(status=503))
     a.report(line, Outcome(status=503))
     assert not a.ejections()
@@ -139,7 +131,7 @@ def test_a_router_that_joins_later_obeys_the_ejections_in_force(fleet: Fleet) ->
     first = a.pick(TO)
     a.report(first, Outcome(status=403, code=2027))
     late = fleet.router()
-    assert _until(lambda: _obeyed(late))
+    assert until(lambda: _obeyed(late))
     assert [e.line for e in late.ejections()] == [first.phone_number]
     assert first.phone_number not in {late.pick(TO).phone_number for _ in range(20)}
 
@@ -150,7 +142,7 @@ def test_the_shared_ejection_expires_with_the_ejection(
     a = fleet.router(ejection=Ejection(ineligible_time=120))
     first = a.pick(TO)
     a.report(first, Outcome(status=403, code=2027))
-    namespace = redis_url.split("namespace=")[1].split("&", maxsplit=1)[0]
+    namespace = namespace_of(redis_url)
     key = "{" + namespace + "}:note:ejection:" + first.number.id
     left = redis_client.pttl(key)
     assert 119_000 < left <= 120_000
@@ -164,7 +156,7 @@ def test_obeying_the_fleet_costs_a_pick_no_round_trip(
     first = a.pick(TO)
     b.pick(TO)
     a.report(first, Outcome(status=403, code=2027))
-    assert _until(lambda: bool(b.ejections()))
+    assert until(lambda: bool(b.ejections()))
     b.pick(TO)
     b.settle()
     b.pick(TO)
@@ -190,8 +182,8 @@ def test_slow_start_entries_are_the_fleets(fleet: Fleet, redis_client: redis.Red
     a.pick(TO)
     a.settle()
     # a posts its entry time from a thread of its own: let it land before b looks.
-    namespace = fleet.state.split("namespace=")[1].split("&", maxsplit=1)[0]
-    assert _until(lambda: bool(redis_client.keys("{" + namespace + "}:note:entered:*")))
+    namespace = namespace_of(fleet.state)
+    assert until(lambda: bool(redis_client.keys("{" + namespace + "}:note:entered:*")))
     clock.advance(300)  # b hears of the line 5 minutes later
     b.registry.refresh()  # type: ignore[attr-defined]
     b.pick(TO)
@@ -204,7 +196,7 @@ def test_slow_start_entries_are_the_fleets(fleet: Fleet, redis_client: redis.Red
     a.pick(TO)  # a time to step its ramp came: a pick notices
     assert factor(a) == pytest.approx(0.5)  # 300 s into a 600 s window
     # b ramps from a's entry time: 300 s in, as if it had seen it at once.
-    assert _until(lambda: factor(b) == pytest.approx(SlowStart(window=600).stepped(300)[0]))
+    assert until(lambda: factor(b) == pytest.approx(SlowStart(window=600).stepped(300)[0]))
 
 
 # -- 8 processes x 4 threads ---------------------------------------------------------------
@@ -337,7 +329,7 @@ def test_an_ejection_made_during_an_outage_is_written_back(
         clock.advance(1.0)
         a.pick(TO)  # a's probe: it rejoins and writes the ejection back
         assert not states[0].degraded
-        assert _until(lambda: _obeyed(b), timeout=10)
+        assert until(lambda: _obeyed(b), timeout=10)
         assert [e.line for e in b.ejections()] == [line]
         assert line not in {b.pick(TO).phone_number for _ in range(8)}
     finally:

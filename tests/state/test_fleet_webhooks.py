@@ -46,24 +46,12 @@ from linq_router.state._board import LocalBoard
 from linq_router.testing import FakeLinqServer
 from linq_router.webhooks import WebhookReceiver
 
+from .waiting import namespace_of, until
+
 LINES = [f"+1202555{i:04d}" for i in range(1, 7)]
 TO = "+14155550100"
 LIST = "GET /v3/phone_numbers"
 POLICY = "skip-critical | round-robin"
-
-
-def _until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Wait for a notice to reach another process's registry (Redis in between)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.002)
-    return condition()
-
-
-def _namespace(state_uri: str) -> str:
-    return state_uri.split("namespace=")[1].split("&", maxsplit=1)[0]
 
 
 class FlakyRegistry(Registry):
@@ -183,13 +171,13 @@ def _process(fake: FakeLinqServer, state: str, receiver_state: str | None) -> Pr
 
 def _listening(client: redis.Redis, state: str, count: int) -> bool:
     """Whether ``count`` states listen on the namespace's channel (each subscribes apart)."""
-    channel = "{" + _namespace(state) + "}:notices"
+    channel = "{" + namespace_of(state) + "}:notices"
 
     def enough() -> bool:
         (_, listening), *_ = client.pubsub_numsub(channel)
         return int(listening) >= count
 
-    return _until(enough)
+    return until(enough)
 
 
 @pytest.fixture
@@ -291,7 +279,7 @@ def test_a_status_change_delivered_to_one_process_is_obeyed_by_the_others_next_p
     assert fake.wait_for_webhooks(timeout=10)
     said = [("a", 200, True), ("a", 200, True)]
     assert fleet.balancer.said() == said, (fleet.balancer.answers, fake.webhooks)
-    assert _until(
+    assert until(
         lambda: (
             b.line(LINES[1]).reputation is Reputation.CRITICAL
             and b.line(LINES[2]).status == "FLAGGED"
@@ -310,7 +298,7 @@ def test_a_release_delivered_to_one_process_removes_the_line_from_the_others(
     fake.remove_number(LINES[3])
     assert fake.wait_for_webhooks(timeout=10)
     assert fleet.balancer.said() == [("a", 200, True)], (fleet.balancer.answers, fake.webhooks)
-    assert _until(lambda: b.line(LINES[3]) is None)
+    assert until(lambda: b.line(LINES[3]) is None)
     assert LINES[3] not in b.picks()
     assert fake.count(LIST) == lists
 
@@ -319,12 +307,12 @@ def test_forwarding_and_assignment_reach_the_other_process(fleet: Fleet) -> None
     fake, b = fleet.fake, fleet.b
     fake.set_forwarding_number(LINES[4], "+13105550177")
     assert fake.wait_for_webhooks(timeout=10)
-    assert _until(lambda: b.line(LINES[4]).forwarding_number == "+13105550177")
+    assert until(lambda: b.line(LINES[4]).forwarding_number == "+13105550177")
     lists = fake.count(LIST)
     fake.add_number("+13105550150")  # assigned: every process fetches the list again
     assert fake.wait_for_webhooks(timeout=10)
-    assert _until(lambda: b.line("+13105550150") is not None)
-    assert _until(lambda: fleet.a.line("+13105550150") is not None)
+    assert until(lambda: b.line("+13105550150") is not None)
+    assert until(lambda: fleet.a.line("+13105550150") is not None)
     assert fake.count(LIST) == lists + 2  # one list each, no more
     assert [x.target for x in fleet.balancer.answers] == ["a", "a"]
 
@@ -386,8 +374,8 @@ def test_a_failure_while_applying_gives_the_claim_back_and_the_retry_applies_it(
     assert fleet.balancer.said() == said, (fleet.balancer.answers, fake.webhooks)
     # B applied it and told the fleet: A's registry has it too, with no list.
     assert b.line(LINES[5]).reputation is Reputation.CRITICAL
-    assert _until(lambda: a.line(LINES[5]).reputation is Reputation.CRITICAL)
-    key = "{" + _namespace(fleet.state) + "}:claim:webhook:" + delivery.event_id
+    assert until(lambda: a.line(LINES[5]).reputation is Reputation.CRITICAL)
+    key = "{" + namespace_of(fleet.state) + "}:claim:webhook:" + delivery.event_id
     assert 3_590_000 < redis_client.pttl(key) <= 3_600_000  # kept, by B, for the hour
 
 
@@ -401,7 +389,7 @@ def test_a_failure_while_applying_lets_a_redelivery_to_the_same_process_apply_it
     said = [("a", 500, False), ("a", 200, True)]
     assert fleet.balancer.said() == said, (fleet.balancer.answers, fake.webhooks)
     assert a.line(LINES[0]).status == "FLAGGED"
-    assert _until(lambda: fleet.b.line(LINES[0]).status == "FLAGGED")
+    assert until(lambda: fleet.b.line(LINES[0]).status == "FLAGGED")
 
 
 # -- another process, for real ------------------------------------------------------------
