@@ -37,7 +37,7 @@ class ResilientBoard:
     def _board_init(self) -> None:
         fallback = self.fallback
         self._local_board: Board = fallback if isinstance(fallback, Board) else LocalBoard()
-        self._posted: dict[tuple[str, str], bool] = {}  # posted locally: (topic, name) -> first
+        self._posted: set[tuple[str, str]] = set()  # (topic, name) posted locally
 
     def _primary_board(self) -> Board:
         primary = self.primary
@@ -58,7 +58,7 @@ class ResilientBoard:
         primary = self._primary_board()
 
         def local() -> Record:
-            self._posted[(topic, name)] = self._posted.get((topic, name), True) and first
+            self._posted.add((topic, name))
             return self._local_board.post(topic, name, record, ttl, first=first)
 
         return self._call(lambda: primary.post(topic, name, record, ttl, first=first), local)  # type: ignore[no-any-return]
@@ -68,7 +68,7 @@ class ResilientBoard:
         primary = self._primary_board()
 
         def local() -> bool:
-            self._posted.pop((topic, name), None)
+            self._posted.discard((topic, name))
             return self._local_board.remove(topic, name)
 
         return bool(self._call(lambda: primary.remove(topic, name), local))
@@ -126,7 +126,7 @@ class ResilientBoard:
 
     def _board_write_back(self) -> int:
         """On rejoining: the records posted locally during the outage, where none is held."""
-        posted, self._posted = self._posted, {}
+        posted, self._posted = self._posted, set()
         if not posted:
             return 0
         primary = self._primary_board()
