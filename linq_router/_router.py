@@ -18,9 +18,10 @@ from types import TracebackType
 from typing import Protocol
 
 from ._arguments import check_seconds
+from ._awaited_state import AsyncStateBackend, AwaitedState
 from ._errors import BudgetExhaustedError, NoEligibleNumberError
 from ._models import PhoneNumber, Snapshot
-from ._pick import _NO_RECIPIENT, Pick, make_context
+from ._pick import _NO_RECIPIENT, Pick, PickContext, make_context
 from ._router_core import (
     _DEFAULT_EJECTION,
     _DEFAULT_PACING,
@@ -286,14 +287,28 @@ class Router(_RouterCore):
 class AsyncRouter(_RouterCore):
     """The asyncio twin of ``Router``: ``await router.pick(...)``; same arguments.
 
-    Only reading the snapshot is awaited; compiling and picking are shared with
-    ``Router``, and many concurrent tasks share one registry refresh. ``pick``,
-    ``pin`` and ``settle`` are awaited; ``forget`` and ``close`` are plain methods.
+    Reading the snapshot is awaited, and so is a shared state: with
+    ``state="redis://..."`` (resolved by ``from_uri_async``: an
+    ``AsyncResilientState`` over ``AsyncRedisState``, on ``redis.asyncio``) each
+    shared pick awaits its one round trip, so the event loop serves other tasks
+    meanwhile; ``router.state`` is then the ``AwaitedState`` the policies call. A
+    state given as an object is called as it is: awaited if its methods are
+    coroutines, plainly if it is a ``StateBackend`` (``MemoryState``, ``RedisState``).
+    Compiling and picking are shared with ``Router``, and many concurrent tasks share
+    one registry refresh. ``pick``, ``pin`` and ``settle`` are awaited; ``forget``
+    and ``close`` are plain methods.
+
+    On a Redis URI the fleet feedback (ejections shared through the state's notice
+    board) and registry changes from webhooks go through a sync board on the same
+    URI, with its own listening thread: a report that posts to it makes one sync
+    round trip, as ``Router``'s does.
 
     .. versionadded:: 0.1
+    .. versionchanged:: 0.4 a Redis state is awaited.
     """
 
     _pacer: AsyncPacer | None
+    _awaited: AwaitedState | None
 
     def __init__(
         self,
@@ -306,7 +321,7 @@ class AsyncRouter(_RouterCore):
         on_event: EventListener | None = None,
         clock: Callable[[], float] = time.monotonic,
         pacing: Pacing | _Default | None = _DEFAULT_PACING,
-        state: StateBackend | str | None = None,
+        state: StateBackend | AsyncStateBackend | str | None = None,
     ) -> None:
         super().__init__(
             registry,
@@ -319,7 +334,10 @@ class AsyncRouter(_RouterCore):
             pacing,
             AsyncPacer,
             state,
+            awaited=True,  # a URI by from_uri_async; a Redis state is awaited
         )
+        shared = self.state
+        self._awaited = shared if isinstance(shared, AwaitedState) else None
         self.registry = registry
 
     async def pick(
@@ -340,14 +358,18 @@ class AsyncRouter(_RouterCore):
         if compiled is None or compiled.version != snapshot.version:
             compiled = await self._aserved_for(snapshot, purpose)
         try:
-            try:
-                pick = compiled.pick(ctx)
-            except _MustWait:
-                pick, waited = await asyncio.to_thread(self._pick_after_wait, snapshot, ctx)
-                compiled = waited
-            pacer = self._pacer
-            if pacer is not None and pacer.active and not pacer.clear(pick.number.id, ctx):
-                pick = await self._run(self._paced(pick, ctx, compiled), pick)
+            awaited = self._awaited
+            if awaited is not None:  # the state's calls are awaited: see _awaited_state
+                pick = await awaited.replay(self._pick_served, ctx, snapshot, compiled)
+            else:
+                try:
+                    pick = compiled.pick(ctx)
+                except _MustWait:
+                    pick, waited = await asyncio.to_thread(self._pick_after_wait, snapshot, ctx)
+                    compiled = waited
+                pacer = self._pacer
+                if pacer is not None and pacer.active and not pacer.clear(pick.number.id, ctx):
+                    pick = await self._run(self._paced(pick, ctx, compiled), pick)
         except NoEligibleNumberError as error:
             due = self._budget_due()
             if due is not None and await self._run(due.recheck(), False):
@@ -359,6 +381,17 @@ class AsyncRouter(_RouterCore):
             raise better from error
         if _debug_enabled(logging.DEBUG):
             logger.debug("pick for %s: %s", purpose, pick.explanation)
+        return pick
+
+    async def _pick_served(self, ctx: PickContext, snapshot: Snapshot, compiled: Served) -> Pick:
+        """``pick`` past reading the snapshot, as replayed on an awaited state."""
+        try:
+            pick = compiled.pick(ctx)
+        except _MustWait:
+            pick, compiled = await asyncio.to_thread(self._pick_after_wait, snapshot, ctx)
+        pacer = self._pacer
+        if pacer is not None and pacer.active and not pacer.clear(pick.number.id, ctx):
+            pick = await self._run(self._paced(pick, ctx, compiled), pick)
         return pick
 
     async def report(
@@ -438,14 +471,36 @@ class AsyncRouter(_RouterCore):
         return await asyncio.to_thread(self._served_for, snapshot, purpose)
 
     async def settle(self, timeout: float | None = 10.0) -> bool:  # type: ignore[override]
-        """Wait until every announced snapshot is compiled and swapped in; see ``Router``."""
+        """Wait until every announced snapshot is compiled and swapped in; see ``Router``.
+
+        On an awaited state, also until the writes ``forget`` queued are sent.
+        """
+        if self._awaited is not None:
+            await self._awaited.flush()
         return await asyncio.to_thread(_RouterCore.settle, self, timeout)
 
     async def pin(self, to: str | Iterable[str], line: str | PhoneNumber) -> str:
         """Make ``line`` the conversation's line; see ``Router.pin``."""
         snapshot = await self.registry.snapshot()
         await self._aserved_for(snapshot, "chat")
-        return self._pin(snapshot, to, line)
+        awaited = self._awaited
+        if awaited is None:
+            return self._pin(snapshot, to, line)
+
+        async def pinning() -> str:
+            return self._pin(snapshot, to, line)
+
+        return await awaited.replay(pinning)
+
+    def forget(self, to: str | Iterable[str]) -> bool:
+        """Forget the line remembered for the conversation with ``to``; see ``Router.forget``.
+
+        A plain method. On an awaited state (a Redis URI) it cannot wait for Redis: the
+        delete is sent by a task on the running loop, this router's next pick, pin or
+        ``settle`` waits for it to be done, and the answer is True (a line may have
+        been remembered).
+        """
+        return _RouterCore.forget(self, to)
 
     async def __aenter__(self) -> AsyncRouter:
         return self

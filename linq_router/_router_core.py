@@ -18,6 +18,7 @@ from typing import TypeVar
 import attrs
 
 from ._arguments import check_callable, shown
+from ._awaited_state import AsyncStateBackend, awaited_state
 from ._errors import BudgetExhaustedError, NoEligibleNumberError
 from ._fleet_feedback import FleetFeedback
 from ._fleet_registry import following
@@ -157,8 +158,17 @@ def _resolve_pacing(pacing: Pacing | _Default | None, state: object) -> Pacing |
     return pacing
 
 
-def _resolve_state(state: StateBackend | str | None) -> StateBackend | None:
-    """``Router(state=...)``: a backend, a URI for ``linq_router.state.from_uri``, or None."""
+def _resolve_state(
+    state: StateBackend | AsyncStateBackend | str | None, *, awaited: bool = False
+) -> StateBackend | None:
+    """``Router(state=...)``: a backend, a URI for ``linq_router.state.from_uri``, or None.
+
+    ``awaited`` (``AsyncRouter``): a URI is resolved by ``from_uri_async`` instead, and
+    a Redis state, or any whose methods are coroutines, is wrapped in the
+    ``AwaitedState`` that the router awaits for its policies.
+    """
+    if awaited:
+        state = awaited_state(state)  # type: ignore[assignment]  # checked below
     if state is None or isinstance(state, StateBackend):
         return state
     if isinstance(state, str):
@@ -218,7 +228,9 @@ class _RouterCore(_Serving):
         clock: Callable[[], float] = time.monotonic,
         pacing: Pacing | _Default | None = _DEFAULT_PACING,
         pacer: type[PacerCore] = PacerCore,
-        state: StateBackend | str | None = None,
+        state: StateBackend | AsyncStateBackend | str | None = None,
+        *,
+        awaited: bool = False,
     ) -> None:
         if not callable(getattr(registry, "snapshot", None)):
             msg = (
@@ -226,7 +238,7 @@ class _RouterCore(_Serving):
                 f"object with snapshot()); got {type(registry).__name__}"
             )
             raise TypeError(msg)
-        self.state: StateBackend | None = _resolve_state(state)
+        self.state: StateBackend | None = _resolve_state(state, awaited=awaited)
         resolved = _resolve_policies(policy, policies, self.state)
         self.policies: Mapping[str, Policy] = resolved
         if isinstance(ejection, _Default):

@@ -2,9 +2,10 @@
 
 ``MemoryState`` (bounded LRU, per process) is the default. A fleet of processes on
 many hosts shares one ``RedisState`` (``AsyncRedisState`` for asyncio code) instead,
-wrapped in a ``ResilientState`` so that picks go on in memory while Redis is
-unreachable; each slots into ``sticky(state=...)`` unchanged. ``from_uri`` builds
-any of them from configuration text::
+wrapped in a ``ResilientState`` (``AsyncResilientState``) so that picks go on in
+memory while Redis is unreachable. A sync one slots into ``sticky(state=...)``
+unchanged; ``AsyncRouter`` awaits an async one. ``from_uri`` (``from_uri_async``)
+builds any of them from configuration text::
 
     from_uri("memory://?max_size=50000")
     from_uri("redis://:password@cache.internal:6379/0?namespace=eu-fleet")
@@ -31,6 +32,7 @@ from ._board import Board, LocalBoard, Notice
 from ._memory import MemoryState
 from ._redis import AsyncRedisState, RedisState
 from ._resilient import ResilientState
+from ._resilient_async import AsyncResilientState
 from ._uri import from_uri, from_uri_async
 
 state_from_uri = from_uri
@@ -41,6 +43,7 @@ state_from_uri = from_uri
 
 __all__ = [
     "AsyncRedisState",
+    "AsyncResilientState",
     "Board",
     "LocalBoard",
     "MemoryState",

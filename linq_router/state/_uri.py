@@ -20,6 +20,7 @@ from ._checks import checked_namespace
 from ._memory import MemoryState
 from ._redis import DEFAULT_ASSIGNMENT_TTL, AsyncRedisState, RedisState
 from ._resilient import ResilientState
+from ._resilient_async import AsyncResilientState
 
 if TYPE_CHECKING:
     from redis import Redis, RedisCluster
@@ -30,6 +31,11 @@ __all__ = ["from_uri", "from_uri_async", "masked_uri"]
 
 DEFAULT_TIMEOUT_MS = 50.0
 """Socket and connect timeouts: a pick must never hang on Redis."""
+
+_ASYNC_POOL = 100
+"""Connections of a ``redis.asyncio`` pool when ``max_connections`` is not given."""
+_ASYNC_POOL_WAIT = 1.0
+"""Seconds a task waits for a free connection of a full ``redis.asyncio`` pool."""
 
 _SCHEMES = ("memory", "redis", "rediss", "redis+sentinel", "redis+cluster")
 _SUPPORTED = ", ".join(f"{scheme}://" for scheme in _SCHEMES)
@@ -302,7 +308,7 @@ class _SyncConnect(_Connect):
 
 class _AsyncConnect(_Connect):
     def __call__(self) -> AsyncRedis | AsyncRedisCluster:
-        from redis.asyncio import Redis  # noqa: PLC0415 (optional)
+        from redis.asyncio import BlockingConnectionPool, Redis  # noqa: PLC0415 (optional)
         from redis.asyncio.cluster import ClusterNode, RedisCluster  # noqa: PLC0415
         from redis.asyncio.retry import Retry  # noqa: PLC0415
         from redis.asyncio.sentinel import Sentinel  # noqa: PLC0415
@@ -323,7 +329,18 @@ class _AsyncConnect(_Connect):
             extra = {} if pool is None else {"max_connections": pool}
             master: AsyncRedis = sentinel.master_for(spec.service, db=spec.db, **extra)
             return master
-        return Redis.from_url(spec.url, **self._without_credentials(settings))
+        # Concurrent tasks each hold a connection while they await: beyond the pool's
+        # size (redis-py's own pool raises MaxConnectionsError) a task waits for one.
+        settings = self._without_credentials(settings)
+        pool = BlockingConnectionPool.from_url(
+            spec.url,
+            max_connections=settings.pop("max_connections", _ASYNC_POOL),
+            timeout=_ASYNC_POOL_WAIT,
+            **settings,
+        )
+        client = Redis(connection_pool=pool)
+        client.auto_close_connection_pool = True  # the pool is ours: aclose() closes it
+        return client
 
 
 def from_uri(uri: str, *, namespace: str = "linq_router") -> StateBackend:
@@ -373,23 +390,30 @@ def from_uri(uri: str, *, namespace: str = "linq_router") -> StateBackend:
     return state if spec.fallback is False else ResilientState(state)
 
 
-def from_uri_async(uri: str, *, namespace: str = "linq_router") -> AsyncRedisState | MemoryState:
-    """``from_uri`` for asyncio code: an ``AsyncRedisState`` on redis-py's asyncio clients.
+def from_uri_async(
+    uri: str, *, namespace: str = "linq_router"
+) -> AsyncResilientState | AsyncRedisState | MemoryState:
+    """``from_uri`` for asyncio code: a state on redis-py's asyncio clients.
 
-    The same schemes and options as ``from_uri``. ``memory://`` gives a
+    The same schemes and options as ``from_uri``. A Redis URI gives an
+    ``AsyncRedisState`` (``redis.asyncio``) wrapped in an ``AsyncResilientState``, so
+    that calls go on in memory while Redis is unreachable; ``?fallback=off`` gives the
+    bare ``AsyncRedisState``. Their methods are coroutines. ``memory://`` gives a
     ``MemoryState`` (its methods are plain functions: they never wait, so call them
-    without ``await``). There is no asyncio ``ResilientState`` yet, so a Redis URI
-    gives the bare ``AsyncRedisState``: ``fallback=off`` is accepted, ``fallback=on``
-    is a ``ValueError``.
+    without ``await``). ``AsyncRouter(state="redis://...")`` builds its state with this.
+
+    Concurrent tasks each hold a connection while they await one. For ``redis://``
+    and ``rediss://`` the pool is therefore a ``redis.asyncio.BlockingConnectionPool``
+    of ``max_connections`` (default 100): a task beyond it waits (up to a second) for
+    a connection instead of failing.
 
     .. versionadded:: 0.4
     """
     spec = _parse(uri, namespace)
     if spec.scheme == "memory":
         return MemoryState(spec.max_size, assignment_ttl=spec.assignment_ttl)
-    if spec.fallback:
-        raise _fail(spec.shown, "fallback=on: there is no asyncio fallback yet (use fallback=off)")
     _require_redis()
-    return AsyncRedisState(
+    state = AsyncRedisState(
         _AsyncConnect(spec), namespace=spec.namespace, assignment_ttl=spec.assignment_ttl
     )
+    return state if spec.fallback is False else AsyncResilientState(state)

@@ -12,6 +12,7 @@ from redis.sentinel import SentinelConnectionPool
 
 from linq_router.state import (
     AsyncRedisState,
+    AsyncResilientState,
     MemoryState,
     RedisState,
     ResilientState,
@@ -189,8 +190,10 @@ def test_without_redis_py_the_error_says_what_to_install(monkeypatch: pytest.Mon
 
 
 def test_from_uri_async() -> None:
-    """from_uri_async: AsyncRedisState on redis.asyncio (bare), MemoryState for memory://."""
-    state = from_uri_async("redis://:pw@h:6390/1?namespace=a&socket_timeout_ms=10")
+    """from_uri_async: AsyncRedisState on redis.asyncio (in an AsyncResilientState)."""
+    wrapped = from_uri_async("redis://:pw@h:6390/1?namespace=a&socket_timeout_ms=10")
+    assert isinstance(wrapped, AsyncResilientState)
+    state = wrapped.primary
     assert isinstance(state, AsyncRedisState)
     assert state.namespace == "a"
     assert "pw" not in repr(state)
@@ -202,8 +205,18 @@ def test_from_uri_async() -> None:
     assert isinstance(client, redis.asyncio.Redis)
     got = client.connection_pool.connection_kwargs
     assert (got["host"], got["port"], got["db"], got["socket_timeout"]) == ("h", 6390, 1, 0.01)
+    # Tasks beyond the pool's size wait for a connection rather than fail.
+    assert isinstance(client.connection_pool, redis.asyncio.BlockingConnectionPool)
+    assert client.connection_pool.max_connections == 100
     assert isinstance(from_uri_async("redis+sentinel://s/m?fallback=off"), AsyncRedisState)
-    assert isinstance(from_uri_async("redis+cluster://a,b"), AsyncRedisState)
+    assert isinstance(from_uri_async("redis+cluster://a,b?fallback=off"), AsyncRedisState)
+    assert isinstance(from_uri_async("redis+cluster://a,b"), AsyncResilientState)
     assert isinstance(from_uri_async("memory://?max_size=3"), MemoryState)
-    with pytest.raises(ValueError, match="no asyncio fallback"):
-        from_uri_async("redis://h?fallback=on")
+    assert isinstance(from_uri_async("redis://h?fallback=on"), AsyncResilientState)
+    sized = from_uri_async("redis://h?fallback=off&max_connections=7")
+    assert isinstance(sized, AsyncRedisState)
+
+    async def pool() -> object:
+        return getattr(sized.client, "connection_pool", None)
+
+    assert getattr(asyncio.run(pool()), "max_connections", None) == 7
