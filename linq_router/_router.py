@@ -88,8 +88,11 @@ class Router(_RouterCore):
     ``pin(to, line)`` sets it. ``state`` (a ``StateBackend``, or a URI for
     ``linq_router.state.from_uri`` such as ``"redis://host:6379/0"``) is where the
     sticky selectors of the policies keep their assignments, unless one was given a
-    state of its own; by default each keeps its own ``MemoryState``.
-    ``close()`` stops listening to the registry.
+    state of its own; by default each keeps its own ``MemoryState``. On a shared
+    state (Redis) the rotations take their turns there too, budgets are counted
+    there, and the router shares its ejections, failure streaks and slow-start entries
+    with every router on it and applies the registry changes their webhooks brought
+    (``docs/fleet.md``). ``close()`` stops listening to the registry and the fleet.
 
     A pick never waits for a compile once the purpose has been compiled once: a new
     snapshot is compiled in a background thread, only for the lines that changed, and
