@@ -15,6 +15,15 @@ window holds, and a line is out when ``used`` reaches the real amount.
 The logic is written once, as plans: generators that yield the ``limits`` calls they
 need (``Call``) and receive the answers. ``Pacer`` runs them against the sync
 strategies, ``AsyncPacer`` awaits them against ``limits.aio``.
+
+A shared storage (Redis) may fail. A call that fails with an outage error (refused,
+reset, timed out: ``outage_errors``) starts an *outage*: the budgets go on in a
+``limits`` memory storage of this process, seeded with what the shared windows held
+when last read, and every count made there is remembered. At most once a second (on
+the router's clock) a run probes the shared storage (``check``); when it answers, the
+counts still in their local windows are written back (``hit`` with their cost: they
+land now, so a window holds them a little longer than it would have), and the runs
+go back to the shared storage.
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ from limits.storage import storage_from_string
 from linq_router._fork import renew_after_fork
 from linq_router._models import PhoneNumber, Reputation
 from linq_router._pick import PickContext
+from linq_router.state._redis_wire import outage_errors
 
 from ._config import Budget, Pacing, parse_rates
 
@@ -56,6 +66,10 @@ _SHADOW_EXTRA = 1024
 _ROOM_ENTRIES = 100_000
 _PRUNE_EVERY = 60.0  # seconds between two sweeps of dead keys from memory storage
 _OPS = {"hit": "hit", "stats": "get_window_stats", "test": "test", "clear": "clear"}
+_RECHECK = 1.0  # seconds (router's clock) between two probes of a failed shared storage
+
+Key = tuple[RateLimitItem, tuple[str, ...]]  # a window: the item and its identifiers
+Pending = tuple[bool, int]  # what an outage did to a window: cleared it first, then hits
 
 
 @attrs.frozen
@@ -65,6 +79,45 @@ class Call:
     op: str
     item: RateLimitItem
     ids: tuple[str, ...]
+
+
+class Outage:
+    """Budgets counted in this process while the shared storage fails (see the notes).
+
+    ``pending`` is what was counted here, per window: whether the window was cleared
+    (a conversation's "seen" mark is cleared, then hit) and how many hits followed.
+    ``seed`` holds the shared windows' last known use, to count on from (``AsyncPacer``
+    writes it in before the first call; ``Pacer`` before the outage is used).
+    """
+
+    __slots__ = (
+        "ended",
+        "limiter",
+        "next_probe",
+        "pending",
+        "probing",
+        "seed",
+        "since",
+        "storage",
+        "windows",
+        "written",
+    )
+
+    def __init__(self, storage: Any, limiter: Any, since: float, seed: list[tuple[Key, int]]):
+        self.storage = storage
+        self.limiter = limiter
+        self.since = since
+        self.seed = seed
+        self.next_probe = since + _RECHECK
+        self.probing = False
+        self.ended = False
+        self.pending: dict[Key, Pending] = {}
+        self.written = 0  # hits written back
+        self.windows = 0  # windows written back to
+
+
+def _used(item: RateLimitItem, stats: Any) -> int:
+    return int(item.amount - stats.remaining)
 
 
 class _Rate:
@@ -113,6 +166,10 @@ class PacerCore:
         self._local = pacing.storage.split("://", 1)[0] in ("memory", "async+memory")
         self._room: dict[tuple[str, ...], int] = {}
         self._next_prune = time.monotonic() + _PRUNE_EVERY
+        # A shared storage that fails goes on locally (see the module notes).
+        self._outage_errors = outage_errors()
+        self.outage: Outage | None = None
+        self._known: dict[Key, int] = {}  # each shared window's use when last read
 
     def has_pair_marks(self) -> bool:
         """Whether some sender-recipient pair is marked at its limit."""
@@ -417,6 +474,97 @@ class PacerCore:
             if not entries or getattr(entries[0], "expiry", now + 1) <= now
         ]
 
+    # -- outages of a shared storage (no I/O: the runs make the calls) ------------------
+
+    def _read(self, call: Call, stats: Any) -> None:
+        """A shared window was read: what it held is where an outage would count on from."""
+        used = _used(call.item, stats)
+        with self._lock:  # _seed copies it under the lock
+            if len(self._known) >= _ROOM_ENTRIES:
+                self._known.clear()  # a bound: an outage then starts from fewer windows
+            self._known[(call.item, call.ids)] = used
+
+    def _fall_back(self, made: Outage, error: BaseException) -> Outage:
+        """The outage the runs count in: ``made`` unless another run started one first."""
+        with self._lock:
+            outage = self.outage
+            if outage is not None:
+                return outage
+            self.outage = made
+        logger.warning(
+            "pacing: the budgets' storage failed (%s: %s); budgets go on counting in "
+            "this process, and are written back when it answers again (checked at most "
+            "once a second)",
+            type(error).__name__,
+            error,
+        )
+        return made
+
+    def _seed(self) -> list[tuple[Key, int]]:
+        with self._lock:
+            return list(self._known.items())
+
+    def _noted(self, outage: Outage, call: Call, answer: Any) -> None:
+        """A call made in ``outage``'s storage: remember what it counted."""
+        op = call.op
+        if op == "clear" or (op == "hit" and answer):
+            key = (call.item, call.ids)
+            with self._lock:
+                cleared, cost = outage.pending.get(key, (False, 0))
+                outage.pending[key] = (True, 0) if op == "clear" else (cleared, cost + 1)
+
+    def _probe_due(self, outage: Outage) -> bool:
+        """Whether this run probes the shared storage (one run at a time, once a second)."""
+        now = self.clock()
+        with self._lock:
+            if outage.probing or outage.ended or now < outage.next_probe:
+                return False
+            outage.probing = True
+            outage.next_probe = now + _RECHECK
+            return True
+
+    def _take(self, outage: Outage) -> list[tuple[Key, Pending]]:
+        with self._lock:
+            entries = list(outage.pending.items())
+            outage.pending.clear()
+            return entries
+
+    def _give_back(self, outage: Outage, entries: list[tuple[Key, Pending]]) -> None:
+        """Entries a write-back could not write: pending again, before what came since."""
+        with self._lock:
+            for key, (cleared, cost) in entries:
+                later = outage.pending.get(key)
+                if later is None:
+                    outage.pending[key] = (cleared, cost)
+                elif not later[0]:  # a clear since then supersedes these hits
+                    outage.pending[key] = (cleared, cost + later[1])
+
+    def _to_write(self, cost: int, local: Any, item: RateLimitItem) -> int:
+        """Of ``cost`` hits counted locally, how many the local window still holds."""
+        return min(cost, _used(item, local))
+
+    def _written(self, outage: Outage, hits: int) -> None:
+        if hits:
+            outage.written += hits
+            outage.windows += 1
+
+    def _end(self, outage: Outage) -> bool:
+        """The outage ends if nothing is left to write back; whether it ended now."""
+        with self._lock:
+            if outage.pending or outage.ended:
+                return False
+            outage.ended = True
+            if self.outage is outage:
+                self.outage = None
+        logger.info(
+            "pacing: budgets rejoined the shared storage after %.1f s; wrote back %d "
+            "counts to %d windows",
+            self.clock() - outage.since,
+            outage.written,
+            outage.windows,
+        )
+        return True
+
     def failed(self, what: str, error: BaseException) -> None:
         """A storage call failed: log once per kind of error, and carry on unpaced."""
         kind = f"{what}:{type(error).__name__}"
@@ -546,22 +694,92 @@ class Pacer(PacerCore):
         # fork. The counts stay (a fork inherits them, as a process's own store should);
         # the locks and the timer are made anew, the way limits unpickles its storage.
         self._lock = threading.Lock()
-        getstate = getattr(self.storage, "__getstate__", None)
-        setstate = getattr(self.storage, "__setstate__", None)
-        if callable(getstate) and callable(setstate) and self._local:
-            setstate(getstate())
+        stores = [self.storage] if self._local else []
+        outage = self.outage
+        if outage is not None:
+            outage.probing = False  # a parent thread's probe does not go on here
+            stores.append(outage.storage)
+        for store in stores:
+            getstate = getattr(store, "__getstate__", None)
+            setstate = getattr(store, "__setstate__", None)
+            if callable(getstate) and callable(setstate):
+                setstate(getstate())
+
+    def _outage(self, error: BaseException) -> Outage:
+        """Count on in this process: a memory storage holding the last known use."""
+        outage = self.outage
+        if outage is not None:
+            return outage
+        storage = storage_from_string("memory://")
+        strategy: Any = limits.strategies.STRATEGIES[self.pacing.strategy]
+        limiter = strategy(storage)
+        for (item, ids), used in self._seed():
+            if used > 0:
+                limiter.hit(item, *ids, cost=used)
+        return self._fall_back(Outage(storage, limiter, self.clock(), []), error)
+
+    def _rejoin(self, outage: Outage) -> Outage | None:
+        """Probe the shared storage if due; ``None`` once it took the counts back."""
+        if not self._probe_due(outage):
+            return outage
+        try:
+            if self.storage.check() and self._write_back(outage):
+                return None
+        finally:
+            outage.probing = False
+        return outage
+
+    def _write_back(self, outage: Outage) -> bool:
+        """Write ``outage``'s counts to the shared storage; whether it ended."""
+        shared, local = self.limiter, outage.limiter
+        while True:
+            entries = self._take(outage)
+            if not entries:
+                if self._end(outage) or outage.ended:
+                    return True
+                continue
+            for n, ((item, ids), (cleared, cost)) in enumerate(entries):
+                try:
+                    hits = self._to_write(cost, local.get_window_stats(item, *ids), item)
+                    if hits:
+                        if cleared:
+                            shared.clear(item, *ids)
+                        shared.hit(item, *ids, cost=hits)  # refused: the window is full
+                except self._outage_errors as error:
+                    self._give_back(outage, entries[n:])
+                    logger.debug("pacing: writing budgets back failed: %r", error)
+                    return False
+                self._written(outage, hits)
 
     def run(self, plan: Plan[T]) -> T:
         """Run ``plan`` to its end, making its calls."""
-        limiter = self.limiter
+        outage = self.outage
+        if outage is not None:
+            outage = self._rejoin(outage)
+        limiter = self.limiter if outage is None else outage.limiter
         try:
             call = next(plan)
             while True:
-                call = plan.send(getattr(limiter, _OPS[call.op])(call.item, *call.ids))
+                try:
+                    answer = getattr(limiter, _OPS[call.op])(call.item, *call.ids)
+                except self._outage_errors as error:
+                    if self._local or outage is not None:
+                        raise
+                    outage = self._outage(error)
+                    limiter = outage.limiter
+                    answer = getattr(limiter, _OPS[call.op])(call.item, *call.ids)
+                if outage is not None:
+                    self._noted(outage, call, answer)
+                elif not self._local and call.op == "stats":
+                    self._read(call, answer)
+                call = plan.send(answer)
         except StopIteration as done:
-            if self._local and time.monotonic() >= self._next_prune:
-                for key in self._stale_keys(self.storage):
-                    self.storage.clear(key)
+            if outage is not None and outage.ended:  # counted as the outage ended
+                self._write_back(outage)
+            store = self.storage if self._local else getattr(outage, "storage", None)
+            if store is not None and time.monotonic() >= self._next_prune:
+                for key in self._stale_keys(store):
+                    store.clear(key)
             return done.value  # type: ignore[no-any-return]
 
 
@@ -576,15 +794,85 @@ class AsyncPacer(PacerCore):
         strategy: Any = limits.aio.strategies.STRATEGIES[pacing.strategy]
         self.limiter = strategy(storage)
 
+    def _outage(self, error: BaseException) -> Outage:
+        """Count on in this process: a memory storage, to seed with the last known use."""
+        outage = self.outage
+        if outage is not None:
+            return outage
+        storage = storage_from_string("async+memory://")
+        strategy: Any = limits.aio.strategies.STRATEGIES[self.pacing.strategy]
+        limiter = strategy(storage)
+        return self._fall_back(Outage(storage, limiter, self.clock(), self._seed()), error)
+
+    async def _seeded(self, outage: Outage) -> None:
+        seed, outage.seed = outage.seed, []
+        for (item, ids), used in seed:
+            if used > 0:
+                await outage.limiter.hit(item, *ids, cost=used)
+
+    async def _rejoin(self, outage: Outage) -> Outage | None:
+        """Probe the shared storage if due; ``None`` once it took the counts back."""
+        if not self._probe_due(outage):
+            return outage
+        try:
+            if await self.storage.check() and await self._write_back(outage):
+                return None
+        finally:
+            outage.probing = False
+        return outage
+
+    async def _write_back(self, outage: Outage) -> bool:
+        """Write ``outage``'s counts to the shared storage; whether it ended."""
+        shared, local = self.limiter, outage.limiter
+        while True:
+            entries = self._take(outage)
+            if not entries:
+                if self._end(outage) or outage.ended:
+                    return True
+                continue
+            for n, ((item, ids), (cleared, cost)) in enumerate(entries):
+                try:
+                    stats = await local.get_window_stats(item, *ids)
+                    hits = self._to_write(cost, stats, item)
+                    if hits:
+                        if cleared:
+                            await shared.clear(item, *ids)
+                        await shared.hit(item, *ids, cost=hits)  # refused: the window is full
+                except self._outage_errors as error:
+                    self._give_back(outage, entries[n:])
+                    logger.debug("pacing: writing budgets back failed: %r", error)
+                    return False
+                self._written(outage, hits)
+
     async def run(self, plan: Plan[T]) -> T:
         """Run ``plan`` to its end, awaiting its calls."""
-        limiter = self.limiter
+        outage = self.outage
+        if outage is not None:
+            outage = await self._rejoin(outage)
+        limiter = self.limiter if outage is None else outage.limiter
         try:
             call = next(plan)
             while True:
-                call = plan.send(await getattr(limiter, _OPS[call.op])(call.item, *call.ids))
+                try:
+                    answer = await getattr(limiter, _OPS[call.op])(call.item, *call.ids)
+                except self._outage_errors as error:
+                    if self._local or outage is not None:
+                        raise
+                    outage = self._outage(error)
+                    limiter = outage.limiter
+                    if outage.seed:
+                        await self._seeded(outage)
+                    answer = await getattr(limiter, _OPS[call.op])(call.item, *call.ids)
+                if outage is not None:
+                    self._noted(outage, call, answer)
+                elif not self._local and call.op == "stats":
+                    self._read(call, answer)
+                call = plan.send(answer)
         except StopIteration as done:
-            if self._local and time.monotonic() >= self._next_prune:
-                for key in self._stale_keys(self.storage):
-                    await self.storage.clear(key)
+            if outage is not None and outage.ended:  # counted as the outage ended
+                await self._write_back(outage)
+            store = self.storage if self._local else getattr(outage, "storage", None)
+            if store is not None and time.monotonic() >= self._next_prune:
+                for key in self._stale_keys(store):
+                    await store.clear(key)
             return done.value  # type: ignore[no-any-return]
