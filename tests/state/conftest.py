@@ -15,6 +15,8 @@ import redis
 
 from linq_router.testing import RedisServer
 
+from .waiting import PATIENT
+
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
@@ -62,4 +64,4 @@ def namespaces(redis_client: redis.Redis) -> Iterator[Namespaces]:
 @pytest.fixture
 def redis_url(redis_server: RedisServer, namespaces: Namespaces) -> str:
     """A state URI of the session's server in a namespace of this test's own, no fallback."""
-    return f"{redis_server.url}/0?namespace={namespaces()}&fallback=off"
+    return f"{redis_server.url}/0?namespace={namespaces()}&fallback=off{PATIENT}"

@@ -21,6 +21,8 @@ from linq_router import LinqClient, Registry, Router
 from linq_router.state import ResilientState, from_uri
 from linq_router.testing import FakeClock, FakeLinqServer, RedisServer
 
+from .waiting import PATIENT
+
 PROCESSES, THREADS = 8, 4
 LINES = [f"+1202555{i:04d}" for i in range(1, 7)]
 TO = "+14155550100"
@@ -90,7 +92,7 @@ def _fleet(
 
 @pytest.fixture
 def fleet_state(redis_server: RedisServer, namespaces: Any) -> str:
-    return f"{redis_server.url}/0?namespace={namespaces()}"
+    return f"{redis_server.url}/0?namespace={namespaces()}{PATIENT}"
 
 
 def test_rotate_is_one_counter_per_schedule(redis_url: str, redis_client: redis.Redis) -> None:

@@ -23,6 +23,8 @@ import redis
 from linq_router import BudgetExhaustedError, LinqClient, Pacing, Registry, Router
 from linq_router.testing import FakeClock, FakeLinqServer, RedisServer
 
+from .waiting import PATIENT
+
 PROCESSES, THREADS = 8, 4
 LINES = ["+12025550101", "+12025550102"]
 DAILY = 50  # per line: the fleet's whole budget is 100 sends
@@ -133,7 +135,7 @@ def namespace(redis_client: redis.Redis) -> Iterator[str]:
 def test_one_daily_budget_across_the_fleet(
     budget: str, redis_server: RedisServer, redis_client: redis.Redis, namespace: str
 ) -> None:
-    state = f"{redis_server.url}/0?namespace={namespace}"
+    state = f"{redis_server.url}/0?namespace={namespace}{PATIENT}"
     kind, pacing = PACINGS[budget]
     with FakeLinqServer(LINES) as fake:
         got = _fleet(fake, state, pacing)

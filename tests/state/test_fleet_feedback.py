@@ -21,7 +21,7 @@ from linq_router import Ejection, LinqClient, Outcome, Registry, Router, SlowSta
 from linq_router.state import ResilientState, from_uri
 from linq_router.testing import FakeClock, FakeLinqServer, RedisServer
 
-from .waiting import namespace_of, until
+from .waiting import PATIENT, namespace_of, until
 
 LINES = [f"+1202555{i:04d}" for i in range(1, 5)]
 TO = "+14155550100"
@@ -260,7 +260,7 @@ def test_an_ejection_in_one_process_is_obeyed_by_all_on_their_next_pick(
 ) -> None:
     """Every process obeys it from the pick after its notice arrived; the lag is printed."""
     # With the fallback (as deployed): 32 threads on two cores can outwait 50 ms.
-    redis_url = f"{redis_server.url}/0?namespace={namespaces()}"
+    redis_url = f"{redis_server.url}/0?namespace={namespaces()}{PATIENT}"
     start = _fork.Barrier(PROCESSES)
     reported = _fork.Value("d", 0.0)
     results = _fork.Queue()

@@ -19,3 +19,11 @@ def until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
 def namespace_of(state_uri: str) -> str:
     """The ``namespace=`` of a state URI."""
     return state_uri.split("namespace=")[1].split("&", maxsplit=1)[0]
+
+
+PATIENT = "&socket_timeout_ms=2000&socket_connect_timeout_ms=2000"
+"""State URI options for tests of many processes on two cores: Redis answers late there.
+
+The default 50 ms timeouts would count a busy machine as an outage; the outage tests
+kill a server of their own instead.
+"""
