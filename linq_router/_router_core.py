@@ -262,6 +262,8 @@ class _RouterCore(_Serving):
         pacing = _resolve_pacing(pacing, state)
         self.pacing = pacing
         super().__init__(tracker, None if pacing is None else pacer(pacing, clock))
+        if self._pacer is not None and isinstance(state, str):
+            self._pacer.follows_state = self._pacer.pacing.storage == pacing_storage(state)
         self._finalizer: weakref.finalize[[], object] | None = None
         self._fleet: FleetFeedback | None = None
         shared = self.state

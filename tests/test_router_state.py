@@ -88,3 +88,30 @@ def test_budgets_live_where_a_shared_state_lives() -> None:
     assert kwargs["socket_connect_timeout"] == 0.25
     with pytest.raises(ValueError, match="socket_timeout must be seconds > 0, got 'x'"):
         _storage("redis://127.0.0.1:6390/2?socket_timeout=x")
+
+
+def test_budgets_kept_with_the_state_leave_its_outage_to_the_state_to_tell() -> None:
+    """One WARNING for an outage: the state's; pacing that follows it logs at DEBUG."""
+    from linq_router import Pacing, Router
+
+    class Lines:
+        def snapshot(self) -> object:  # never read: no pick is made
+            raise AssertionError
+
+    uri = "redis://127.0.0.1:1/0?namespace=quiet"
+    following = Router(Lines(), state=uri)  # type: ignore[arg-type]
+    own = Router(Lines(), state=uri, pacing=Pacing(storage="redis://127.0.0.1:1/1"))  # type: ignore[arg-type]
+    local = Router(Lines())  # type: ignore[arg-type]
+    try:
+        assert following._pacer is not None
+        assert following._pacer.follows_state
+        assert own._pacer is not None
+        assert not own._pacer.follows_state
+        assert local._pacer is not None
+        assert not local._pacer.follows_state
+    finally:
+        for router in (following, own, local):
+            router.close()
+            close = getattr(router.state, "close", None)
+            if callable(close):
+                close()

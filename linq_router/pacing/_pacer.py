@@ -160,6 +160,9 @@ class PacerCore:
         self._new_out: dict[str, float] = {}  # line id -> until (new recipients only)
         self.excluded: dict[str, str] = {}  # line id -> note, for the compile (replaced)
         self.active = False  # anything marked: the router then checks what it picks
+        # Kept where the router's shared state is: that state's outage is logged once
+        # (WARNING, then INFO), so the budgets' own part of it is told at DEBUG.
+        self.follows_state = False
         self.due = math.inf  # the earliest end of a line mark
         self._warned: set[str] = set()
         # Room known left per (rate, ids), for process-local storage only (see _count).
@@ -491,7 +494,8 @@ class PacerCore:
             if outage is not None:
                 return outage
             self.outage = made
-        logger.warning(
+        logger.log(
+            logging.DEBUG if self.follows_state else logging.WARNING,
             "pacing: the budgets' storage failed (%s: %s); budgets go on counting in "
             "this process, and are written back when it answers again (checked at most "
             "once a second)",
@@ -556,7 +560,8 @@ class PacerCore:
             outage.ended = True
             if self.outage is outage:
                 self.outage = None
-        logger.info(
+        logger.log(
+            logging.DEBUG if self.follows_state else logging.INFO,
             "pacing: budgets rejoined the shared storage after %.1f s; wrote back %d "
             "counts to %d windows",
             self.clock() - outage.since,
