@@ -21,14 +21,13 @@ import contextlib
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from typing import Protocol, TypeVar, runtime_checkable
 
 from linq_router._fork import renew_after_fork
 
 from ._base import StateBackend
-from ._memory import MemoryState
+from ._outage_book import Changes, OutageBook
 from ._redis_wire import outage_errors
 from ._resilient_board import ResilientBoard
 
@@ -37,8 +36,6 @@ __all__ = ["ResilientState", "outage_errors"]
 logger = logging.getLogger("linq_router")
 
 _T = TypeVar("_T")
-_TURNS_KEPT = 1024  # schedules whose last turn is kept, to go on from during an outage
-_Changes = tuple[bool, set[str], dict[str, str]]  # cleared?, deleted keys, assignments
 
 
 @runtime_checkable
@@ -64,7 +61,7 @@ def _assign(backend: StateBackend, key: str, candidate: str) -> str:
     return found
 
 
-class ResilientState(ResilientBoard):
+class ResilientState(ResilientBoard, OutageBook):
     """``primary`` (a shared store) with a local ``fallback`` for when it is unreachable.
 
     Any error in ``errors`` (default: ``OSError``, redis-py's ``RedisError`` and
@@ -102,30 +99,8 @@ class ResilientState(ResilientBoard):
         if not isinstance(primary, StateBackend):
             msg = f"primary must implement StateBackend, got {type(primary).__name__}"
             raise TypeError(msg)
-        if isinstance(recheck, bool) or not isinstance(recheck, int | float) or recheck < 0:
-            msg = f"recheck must be a number of seconds >= 0, got {recheck!r}"
-            raise ValueError(msg)
-        if isinstance(remember, bool) or not isinstance(remember, int) or remember < 0:
-            msg = f"remember must be an integer >= 0, got {remember!r}"
-            raise ValueError(msg)
         self.primary = primary
-        self.fallback: StateBackend = MemoryState() if fallback is None else fallback
-        self.recheck = float(recheck)
-        self.clock = clock
-        self.remember = remember
-        self.errors = outage_errors() if errors is None else errors
-        self.outages = 0
-        """How many times the primary became unreachable."""
-        self._degraded = False
-        self._since = 0.0
-        self._next_probe = 0.0
-        self._probing = False
-        self._recent: OrderedDict[str, str] = OrderedDict()
-        self._turns: OrderedDict[str, int] = OrderedDict()  # schedule -> last turn
-        # What changed locally during the outage, to write back on rejoining.
-        self._pending: dict[str, str] = {}
-        self._forgotten: set[str] = set()
-        self._cleared = False
+        self._open_book(fallback, recheck, clock, remember, errors)
         self._lock = threading.Lock()
         self._board_init()
         renew_after_fork(self)
@@ -139,17 +114,6 @@ class ResilientState(ResilientBoard):
         return (
             f"ResilientState({self.primary!r}, degraded={self._degraded}, outages={self.outages})"
         )
-
-    @property
-    def degraded(self) -> bool:
-        """True while calls are answered by the fallback."""
-        return self._degraded
-
-    @property
-    def assignment_ttl(self) -> float | None:
-        """The primary's ``assignment_ttl`` (``None`` if it has none)."""
-        ttl = getattr(self.primary, "assignment_ttl", None)
-        return ttl if isinstance(ttl, int | float) else None
 
     # -- the four methods and assign: primary, else local -----------------------------
 
@@ -248,14 +212,6 @@ class ResilientState(ResilientBoard):
 
         return self._call(primary, local)
 
-    def _turned(self, schedule: str, turn: int) -> None:
-        """Under the lock: the last turn of ``schedule`` (a few hundred schedules kept)."""
-        turns = self._turns
-        turns[schedule] = turn
-        turns.move_to_end(schedule)
-        while len(turns) > _TURNS_KEPT:
-            turns.popitem(last=False)
-
     def close(self) -> None:
         """Close the primary, if it can be closed."""
         close = getattr(self.primary, "close", None)
@@ -293,28 +249,6 @@ class ResilientState(ResilientBoard):
         if self.remember:
             with self._lock:
                 self._remembered(key, line_id)
-
-    def _remembered(self, key: str, line_id: str | None) -> None:
-        """``_note`` with the lock held."""
-        recent = self._recent
-        if line_id is None:
-            recent.pop(key, None)
-            return
-        recent[key] = line_id
-        recent.move_to_end(key)
-        while len(recent) > self.remember:
-            recent.popitem(last=False)
-
-    def _begin_outage(self) -> None:
-        """Under the lock: go local, seeded with what the primary said last."""
-        self._degraded = True
-        self.outages += 1
-        self._since = self.clock()
-        self._next_probe = self._since + self.recheck
-        self._pending, self._forgotten, self._cleared = {}, set(), False
-        self.fallback.clear()
-        for key, line_id in self._recent.items():
-            self.fallback.set_assignment(key, line_id)
 
     def _maybe_probe(self) -> None:
         with self._lock:
@@ -358,7 +292,7 @@ class ResilientState(ResilientBoard):
             f" and {notes} local record(s)" if notes else "",
         )
 
-    def _replay(self, taken: _Changes, *, locked: bool) -> int:
+    def _replay(self, taken: Changes, *, locked: bool) -> int:
         """Write ``taken`` (local changes) to the primary; how many assignments."""
         cleared, forgotten, pending = taken
         held = contextlib.nullcontext() if locked else self._lock
@@ -380,20 +314,3 @@ class ResilientState(ResilientBoard):
                 for key, line_id in answers.items():
                     self._remembered(key, line_id)
         return len(pending)
-
-    def _take(self) -> _Changes:
-        taken = (self._cleared, self._forgotten, self._pending)
-        self._cleared, self._forgotten, self._pending = False, set(), {}
-        return taken
-
-    def _restore(self, taken: _Changes) -> None:
-        """Put back changes not written, under any made since."""
-        cleared, forgotten, pending = taken
-        if self._cleared:  # cleared again since: the older changes are moot
-            return
-        self._cleared = cleared
-        self._forgotten = forgotten | self._forgotten
-        self._pending = {
-            **{k: v for k, v in pending.items() if k not in self._forgotten},
-            **self._pending,
-        }

@@ -20,22 +20,18 @@ import asyncio
 import inspect
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 from ._base import StateBackend
-from ._memory import MemoryState
-from ._redis_wire import outage_errors
+from ._outage_book import Changes, OutageBook
 
 __all__ = ["AsyncResilientState"]
 
 logger = logging.getLogger("linq_router")
 
 _T = TypeVar("_T")
-_TURNS_KEPT = 1024  # schedules whose last turn is kept, as in ResilientState
 _ROUNDS = 4  # write-back rounds before new calls are held for the last one
-_Changes = tuple[bool, set[str], dict[str, str]]  # cleared?, deleted keys, assignments
 _AWAITED = ("get_assignment", "set_assignment", "delete_assignment", "clear")
 
 
@@ -51,7 +47,7 @@ async def _assign(backend: Any, key: str, candidate: str) -> str:
     return str(found)
 
 
-class AsyncResilientState:
+class AsyncResilientState(OutageBook):
     """``ResilientState`` for asyncio: ``primary``'s methods are coroutines, and so are these.
 
     ``primary`` is an ``AsyncRedisState`` (or any backend whose ``get_assignment``,
@@ -95,51 +91,15 @@ class AsyncResilientState:
                     "ResilientState takes a plain StateBackend"
                 )
                 raise TypeError(msg)
-        if fallback is not None and not isinstance(fallback, StateBackend):
-            msg = f"fallback must implement StateBackend, got {type(fallback).__name__}"
-            raise TypeError(msg)
-        if isinstance(recheck, bool) or not isinstance(recheck, int | float) or recheck < 0:
-            msg = f"recheck must be a number of seconds >= 0, got {recheck!r}"
-            raise ValueError(msg)
-        if isinstance(remember, bool) or not isinstance(remember, int) or remember < 0:
-            msg = f"remember must be an integer >= 0, got {remember!r}"
-            raise ValueError(msg)
         self.primary: Any = primary
-        self.fallback: StateBackend = MemoryState() if fallback is None else fallback
-        self.recheck = float(recheck)
-        self.clock = clock
-        self.remember = remember
-        self.errors = outage_errors() if errors is None else errors
-        self.outages = 0
-        """How many times the primary became unreachable."""
-        self._degraded = False
-        self._since = 0.0
-        self._next_probe = 0.0
-        self._probing = False
+        self._open_book(fallback, recheck, clock, remember, errors)
         self._gate: asyncio.Future[None] | None = None  # set while the last write-back runs
-        self._recent: OrderedDict[str, str] = OrderedDict()
-        self._turns: OrderedDict[str, int] = OrderedDict()  # schedule -> last turn
-        # What changed locally during the outage, to write back on rejoining.
-        self._pending: dict[str, str] = {}
-        self._forgotten: set[str] = set()
-        self._cleared = False
 
     def __repr__(self) -> str:
         return (
             f"AsyncResilientState({self.primary!r}, degraded={self._degraded}, "
             f"outages={self.outages})"
         )
-
-    @property
-    def degraded(self) -> bool:
-        """True while calls are answered by the fallback."""
-        return self._degraded
-
-    @property
-    def assignment_ttl(self) -> float | None:
-        """The primary's ``assignment_ttl`` (``None`` if it has none)."""
-        ttl = getattr(self.primary, "assignment_ttl", None)
-        return ttl if isinstance(ttl, int | float) else None
 
     # -- the four methods, assign and rotate: primary, else local ---------------------
 
@@ -270,37 +230,10 @@ class AsyncResilientState:
                 logger.debug("shared state still unreachable: %r", error)
             return answer
 
-    def _turned(self, schedule: str, turn: int) -> None:
-        """The last turn of ``schedule`` (a thousand schedules kept)."""
-        turns = self._turns
-        turns[schedule] = turn
-        turns.move_to_end(schedule)
-        while len(turns) > _TURNS_KEPT:
-            turns.popitem(last=False)
-
     def _note(self, key: str, line_id: str | None) -> None:
         """Keep what the primary answered in the LRU that seeds the next outage."""
-        if not self.remember:
-            return
-        recent = self._recent
-        if line_id is None:
-            recent.pop(key, None)
-            return
-        recent[key] = line_id
-        recent.move_to_end(key)
-        while len(recent) > self.remember:
-            recent.popitem(last=False)
-
-    def _begin_outage(self) -> None:
-        """Go local, seeded with what the primary said last."""
-        self._degraded = True
-        self.outages += 1
-        self._since = self.clock()
-        self._next_probe = self._since + self.recheck
-        self._pending, self._forgotten, self._cleared = {}, set(), False
-        self.fallback.clear()
-        for key, line_id in self._recent.items():
-            self.fallback.set_assignment(key, line_id)
+        if self.remember:
+            self._remembered(key, line_id)
 
     async def _maybe_probe(self) -> None:
         now = self.clock()
@@ -348,7 +281,7 @@ class AsyncResilientState:
             written,
         )
 
-    async def _replay(self, taken: _Changes) -> int:
+    async def _replay(self, taken: Changes) -> int:
         """Write ``taken`` (local changes) to the primary; how many assignments."""
         cleared, forgotten, pending = taken
         try:
@@ -370,20 +303,3 @@ class AsyncResilientState:
         for key, line_id in answers.items():
             self._note(key, str(line_id))
         return len(pending)
-
-    def _take(self) -> _Changes:
-        taken = (self._cleared, self._forgotten, self._pending)
-        self._cleared, self._forgotten, self._pending = False, set(), {}
-        return taken
-
-    def _restore(self, taken: _Changes) -> None:
-        """Put back changes not written, under any made since."""
-        cleared, forgotten, pending = taken
-        if self._cleared:  # cleared again since: the older changes are moot
-            return
-        self._cleared = cleared
-        self._forgotten = forgotten | self._forgotten
-        self._pending = {
-            **{k: v for k, v in pending.items() if k not in self._forgotten},
-            **self._pending,
-        }
