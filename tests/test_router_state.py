@@ -64,8 +64,8 @@ def test_a_policy_without_sticky_is_unchanged_and_bad_state_is_refused() -> None
 
 
 def test_budgets_live_where_a_shared_state_lives() -> None:
-    from linq_router.pacing._pacer import _storage
     from linq_router.pacing._shared_storage import pacing_storage
+    from linq_router.pacing._storage import storage as _storage
 
     assert pacing_storage("memory://") is None
     assert (

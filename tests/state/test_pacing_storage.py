@@ -27,8 +27,8 @@ from linq_router import (
     Registry,
     Router,
 )
-from linq_router.pacing._pacer import _storage
 from linq_router.pacing._shared_storage import pacing_storage
+from linq_router.pacing._storage import storage as _storage
 from linq_router.testing import FakeClock, FakeLinqServer, RedisServer
 
 LINES = ["+12025550101", "+12025550102"]
