@@ -228,6 +228,7 @@ class LocalBoard:
         self._board_listeners = _Listeners()
 
     def _renew_board(self) -> None:
+        """In a child made by ``os.fork()``: locks a parent thread may have held, anew."""
         self._board_lock = threading.Lock()
         self._board_listeners.renew()
 
@@ -327,13 +328,3 @@ class LocalBoard:
             self._board_listeners.drop(ident)
 
         return unsubscribe
-
-    def _board_records(self) -> list[tuple[str, str, Record, float | None]]:
-        """Every live record, for a write-back: (topic, name, record, seconds left)."""
-        with self._board_lock:
-            now = self._board_clock()
-            return [
-                (topic, name, record, None if expiry == math.inf else expiry - now)
-                for (topic, name), (record, expiry) in list(self._board_held.items())
-                if expiry > now and not topic.startswith("claim\x1f")
-            ]

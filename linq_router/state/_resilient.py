@@ -109,6 +109,7 @@ class ResilientState(ResilientBoard, OutageBook):
         # A parent thread may have held the lock, or been probing, at the fork.
         self._lock = threading.Lock()
         self._probing = False
+        self._renew_local_board()
 
     def __repr__(self) -> str:
         return (

@@ -39,6 +39,12 @@ class ResilientBoard:
         self._local_board: Board = fallback if isinstance(fallback, Board) else LocalBoard()
         self._posted: set[tuple[str, str]] = set()  # (topic, name) posted locally
 
+    def _renew_local_board(self) -> None:
+        """In a child made by ``os.fork()``: the local board's locks, made anew."""
+        renew = getattr(self._local_board, "_renew_board", None)
+        if callable(renew):
+            renew()
+
     def _primary_board(self) -> Board:
         primary = self.primary
         if not isinstance(primary, Board):
