@@ -320,6 +320,7 @@ def test_a_remembered_line_the_policy_may_not_use_is_replaced_in_one_pick(
             try:
                 await router.pin(TO, LINES[0])
                 assert (await router.pick(TO)).phone_number == LINES[0]
+                await router.settle()  # hearing the fleet: its first read (a SCAN) is done
                 before = _commands(redis_client)
                 picked = await router.pick(TO, purpose="voice_memo")
                 delta = _commands(redis_client) - before
