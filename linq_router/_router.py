@@ -365,14 +365,7 @@ class AsyncRouter(_RouterCore):
             if awaited is not None:  # the state's calls are awaited: see _awaited_state
                 pick = await awaited.replay(self._pick_served, ctx, snapshot, compiled)
             else:
-                try:
-                    pick = compiled.pick(ctx)
-                except _MustWait:
-                    pick, waited = await asyncio.to_thread(self._pick_after_wait, snapshot, ctx)
-                    compiled = waited
-                pacer = self._pacer
-                if pacer is not None and pacer.active and not pacer.clear(pick.number.id, ctx):
-                    pick = await self._run(self._paced(pick, ctx, compiled), pick)
+                pick = await self._pick_served(ctx, snapshot, compiled)
         except NoEligibleNumberError as error:
             due = self._budget_due()
             if due is not None and await self._run(due.recheck(), False):
