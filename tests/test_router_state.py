@@ -71,12 +71,12 @@ def test_budgets_live_where_a_shared_state_lives() -> None:
     assert (
         pacing_storage("redis://:pw@127.0.0.1:6390/2?namespace=fleet-a&socket_timeout_ms=20")
         == "redis://:pw@127.0.0.1:6390/2?key_prefix=fleet-a%3Apacing"
-        "&socket_timeout=0.5&socket_connect_timeout=0.5"  # at least half a second
+        "&socket_timeout=0.02&socket_connect_timeout=0.05"  # the state's own
     )
     assert (
         pacing_storage("rediss://h:1/0?socket_timeout_ms=2000")
         == "rediss://h:1/0?key_prefix=linq_router%3Apacing"
-        "&socket_timeout=2&socket_connect_timeout=0.5"  # the state's, when longer
+        "&socket_timeout=2&socket_connect_timeout=0.05"
     )
     storage = _storage(
         "redis://127.0.0.1:6390/2?key_prefix=fleet-a%3Apacing&socket_timeout=0.5"

@@ -11,9 +11,6 @@ _NAMESPACE = "linq_router"  # from_uri's default namespace
 # A state URI may leave ports out (from_uri fills these in); limits requires them for
 # a Sentinel's and a Cluster's hosts ("Missing host or port").
 _DEFAULT_PORTS = {"redis+sentinel": 26379, "redis+cluster": 6379}
-# Budget calls wait at most this long, or the state's own timeout if longer (seconds):
-# a report on a Redis that hangs must not hang, and one under load must still count.
-_MIN_TIMEOUT = 0.5
 _STATE_TIMEOUT_MS = 50.0  # from_uri's default
 _TIMEOUTS = ("socket_timeout", "socket_connect_timeout")
 
@@ -27,7 +24,7 @@ def _timeouts(query: dict[str, list[str]]) -> str:
             ms = float(given[-1]) if given else _STATE_TIMEOUT_MS
         except ValueError:  # from_uri refuses it first; here, the default
             ms = _STATE_TIMEOUT_MS
-        found.append(f"&{name}={max(ms / 1000.0, _MIN_TIMEOUT):g}")
+        found.append(f"&{name}={ms / 1000.0:g}")
     return "".join(found)
 
 
@@ -54,8 +51,10 @@ def pacing_storage(state_uri: str) -> str | None:
     to the master's connections. A Cluster's has no path (database 0 only).
 
     The socket timeouts are the state's (``socket_timeout_ms``,
-    ``socket_connect_timeout_ms``) but at least half a second: a Redis that hangs
-    holds a report that long at most, and a busy one still counts the send.
+    ``socket_connect_timeout_ms``, 50 ms by default): a budget call, a pick's check of
+    a marked line among them, waits no longer on a Redis that hangs than a sticky or
+    rotation call does. A send a slow Redis did not count is not lost: the pacer
+    counts it locally and writes it back (``_outage``).
     """
     parts = urllib.parse.urlsplit(state_uri)
     scheme = parts.scheme

@@ -46,11 +46,11 @@ def test_a_sentinel_state_gives_limits_its_service_and_the_database_apart() -> N
     uri = pacing_storage("redis+sentinel://:pw@s1:26380,s2/mymaster/3?namespace=eu&fallback=off")
     assert (
         uri
-        == "redis+sentinel://:pw@s1:26380,s2:26379/mymaster?key_prefix=eu%3Apacing&db=3&socket_timeout=0.5&socket_connect_timeout=0.5"
+        == "redis+sentinel://:pw@s1:26380,s2:26379/mymaster?key_prefix=eu%3Apacing&db=3&socket_timeout=0.05&socket_connect_timeout=0.05"
     )
     assert (
         pacing_storage("redis+sentinel://[::1]/mymaster")
-        == "redis+sentinel://[::1]:26379/mymaster?key_prefix=linq_router%3Apacing&socket_timeout=0.5&socket_connect_timeout=0.5"
+        == "redis+sentinel://[::1]:26379/mymaster?key_prefix=linq_router%3Apacing&socket_timeout=0.05&socket_connect_timeout=0.05"
     )
     storage = _storage(uri)  # nothing connects yet
     assert storage.service_name == "mymaster"  # limits alone would make it "mymaster3"
@@ -82,7 +82,7 @@ def test_a_cluster_state_gives_limits_its_hosts_with_ports() -> None:
     uri = pacing_storage("redis+cluster://n1,n2:7001/0?namespace=eu")
     assert (
         uri
-        == "redis+cluster://n1:6379,n2:7001?key_prefix=eu%3Apacing&socket_timeout=0.5&socket_connect_timeout=0.5"
+        == "redis+cluster://n1:6379,n2:7001?key_prefix=eu%3Apacing&socket_timeout=0.05&socket_connect_timeout=0.05"
     )
 
 
@@ -90,7 +90,7 @@ def test_rediss_is_redis_over_tls_in_limits_too() -> None:
     uri = pacing_storage("rediss://user:pw@127.0.0.1:1/2?namespace=eu")
     assert (
         uri
-        == "rediss://user:pw@127.0.0.1:1/2?key_prefix=eu%3Apacing&socket_timeout=0.5&socket_connect_timeout=0.5"
+        == "rediss://user:pw@127.0.0.1:1/2?key_prefix=eu%3Apacing&socket_timeout=0.05&socket_connect_timeout=0.05"
     )
     storage = _storage(uri)  # nothing connects yet
     pool = storage.storage.connection_pool
