@@ -154,7 +154,14 @@ def _no_extras(value: object) -> None:
 
 
 def delivered(fake: FakeLinqServer, receiver: Receiver, n: int) -> list[Received]:
-    """Wait for the fake to finish its deliveries; the receiver's requests (``n`` of them)."""
+    """Wait for the fake to finish its deliveries; the receiver's requests (``n`` of them).
+
+    A send's ``message.failed`` is queued only once its answer is written, which may be
+    after the client read it: wait (bounded) for the count, then for the queue to drain.
+    """
+    deadline = time.monotonic() + 5.0
+    while len(receiver.received) < n and time.monotonic() < deadline:
+        time.sleep(0.005)
     assert fake.wait_for_webhooks(timeout=5.0)
     assert len(receiver.received) == n, receiver.received
     return receiver.received
